@@ -1,0 +1,147 @@
+# colo - COLO VM fault tolerance. `make help` lists the targets.
+# Outputs go to build/ (build/san/ with SAN=1). V=1 shows full commands.
+
+CC       ?= cc
+SAN      ?= 0
+BUILD    := build
+ifeq ($(SAN),1)
+BUILD    := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+endif
+
+PKGS     := yajl libnl-3.0 libnl-nf-3.0 libnl-route-3.0
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wno-unused-parameter -fstack-protector-strong \
+            -I. $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+LDFLAGS  += $(SANFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Modules in link order (dependents first). Each is a directory of .c files built
+# into build/lib<module>.a; files named main-*.c are programs, not library code.
+MODULES  := colo net checkpoint qmp lib
+LIBS     := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
+PROGS    := $(BUILD)/colo-agent $(BUILD)/coloctl
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+HARNESS  := $(BUILD)/tests/harness.o
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+REPLAYS  := $(patsubst fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
+FUZZERS  := $(patsubst fuzz/%.c,$(BUILD)/libfuzzer/%,$(FUZZ_SRC))
+BENCH_SRC:= $(wildcard bench/*.c)
+BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+INTEG    := $(sort $(wildcard tests/integration/test-*.sh))
+
+lib_srcs = $(filter-out $(1)/main-%.c,$(wildcard $(1)/*.c))
+lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
+ALL_OBJS := $(foreach m,$(MODULES),$(call lib_objs,$(m)))
+
+.PHONY: all help deps test test-unit test-integration fuzz demo bench clean rig-artefacts
+all: $(PROGS) $(UNITS) $(REPLAYS) $(BENCHES)
+
+help:
+	@echo "make            build programs, tests, fuzz replayers, benches into $(BUILD)/"
+	@echo "make deps       install missing Debian packages (root)"
+	@echo "make test       unit + integration tests (installs deps, builds rig artefacts)"
+	@echo "make test-unit  unit tests and fuzz-corpus replay only (seconds)"
+	@echo "make test-integration  tests with real QEMU VMs in network namespaces"
+	@echo "make fuzz       libFuzzer targets (clang) into $(BUILD)/libfuzzer/"
+	@echo "make demo       a real COLO pair, a client, and a failover drill"
+	@echo "make SAN=1 ...  the same with AddressSanitizer + UBSan (outputs in build/san/)"
+	@echo "V=1             show full commands"
+
+deps:
+	$(Q)tools/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+define module_lib
+$(BUILD)/lib$(1).a: $(call lib_objs,$(1))
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(Q),echo "  AR      $$@")
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
+
+$(BUILD)/colo-agent: $(BUILD)/colo/main-agent.o $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BUILD)/coloctl: $(BUILD)/colo/main-coloctl.o $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(HARNESS): tests/harness/test.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(HARNESS) $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(HARNESS) $(LIBS) $(LDLIBS)
+
+# Fuzz targets: a libFuzzer build (make fuzz, clang) and a plain replayer that
+# runs the stored corpus in make test under any compiler.
+$(BUILD)/fuzz-replay/%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay.o $(LIBS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/fuzz/replay.o $(LIBS) $(LDLIBS)
+
+FUZZ_CC     := clang
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -I. $(PKG_CFLAGS) \
+               -fsanitize=fuzzer,address,undefined
+$(BUILD)/libfuzzer/%: fuzz/%.c $(foreach m,$(MODULES),$(call lib_srcs,$(m)))
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(foreach m,$(MODULES),$(call lib_srcs,$(m))) $(LDLIBS)
+
+fuzz: $(FUZZERS)
+	@echo "fuzzers in $(BUILD)/libfuzzer/; run e.g. $(BUILD)/libfuzzer/fuzz_qmp_reply fuzz/corpus/fuzz_qmp_reply"
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+# Replays take the corpus directory from the name: fuzz/corpus/<target>/.
+test-unit: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/run-tests.sh $(UNITS) $(REPLAYS)
+
+rig-artefacts: deps
+	$(Q)tests/rig/build-qemu.sh >/dev/null
+	$(Q)tests/rig/build-guest.sh >/dev/null
+
+test-integration: deps
+	$(Q)$(MAKE) --no-print-directory all rig-artefacts
+	$(Q)COLO_BUILD=$(BUILD) tests/run-tests.sh $(INTEG)
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all rig-artefacts
+	$(Q)COLO_BUILD=$(BUILD) tests/run-tests.sh $(UNITS) $(REPLAYS) $(INTEG)
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all rig-artefacts
+	$(Q)COLO_BUILD=$(BUILD) tools/demo.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all rig-artefacts
+	$(Q)COLO_BUILD=$(BUILD) bench/run.sh
+
+clean:
+	rm -rf build
+
+.SECONDARY:
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
