@@ -9,7 +9,7 @@ BUILD    := build/san
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 endif
 
-PKGS     := yajl libnl-3.0 libnl-nf-3.0 libnl-route-3.0
+PKGS     := yajl libnl-3.0 libnl-nf-3.0 libnl-route-3.0 libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -39,14 +39,16 @@ REPLAYS  := $(patsubst fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRC))
 FUZZERS  := $(patsubst fuzz/%.c,$(BUILD)/libfuzzer/%,$(FUZZ_SRC))
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
-INTEG    := $(sort $(wildcard tests/integration/test-*.sh))
+ITEST_SRC:= $(wildcard tests/integration/itest_*.c)
+ITESTS   := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRC))
+INTEG    := $(ITESTS) $(sort $(wildcard tests/integration/test-*.sh))
 
 lib_srcs = $(filter-out $(1)/main-%.c,$(wildcard $(1)/*.c))
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
 ALL_OBJS := $(foreach m,$(MODULES),$(call lib_objs,$(m)))
 
 .PHONY: all help deps test test-unit test-integration fuzz demo bench clean rig-artefacts
-all: $(PROGS) $(UNITS) $(REPLAYS) $(BENCHES)
+all: $(PROGS) $(UNITS) $(ITESTS) $(REPLAYS) $(BENCHES)
 
 help:
 	@echo "make            build programs, tests, fuzz replayers, benches into $(BUILD)/"
@@ -92,6 +94,12 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(HARNESS) $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(HARNESS) $(LIBS) $(LDLIBS)
 
+# Integration tests in C: like unit tests, but they need the rig (real QEMU, guest).
+$(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(HARNESS) $(LIBS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(HARNESS) $(LIBS) $(LDLIBS)
+
 # Fuzz targets: a libFuzzer build (make fuzz, clang) and a plain replayer that
 # runs the stored corpus in make test under any compiler.
 $(BUILD)/fuzz-replay/%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay.o $(LIBS)
@@ -124,21 +132,27 @@ rig-artefacts: deps
 	$(Q)tests/rig/build-qemu.sh >/dev/null
 	$(Q)tests/rig/build-guest.sh >/dev/null
 
+# Integration tests find the rig's artefacts through the environment:
+# COLO_QEMU (fixed qemu-system-x86_64), COLO_GUEST (dir with vmlinuz, initrd.img),
+# COLO_BUILD (this build's output dir).
+RIG_ENV = COLO_BUILD=$(BUILD) COLO_QEMU=$$(tests/rig/build-qemu.sh) \
+          COLO_GUEST=$$(tests/rig/build-guest.sh)
+
 test-integration: deps
 	$(Q)$(MAKE) --no-print-directory all rig-artefacts
-	$(Q)COLO_BUILD=$(BUILD) tests/run-tests.sh $(INTEG)
+	$(Q)$(RIG_ENV) tests/run-tests.sh $(INTEG)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all rig-artefacts
-	$(Q)COLO_BUILD=$(BUILD) tests/run-tests.sh $(UNITS) $(REPLAYS) $(INTEG)
+	$(Q)$(RIG_ENV) tests/run-tests.sh $(UNITS) $(REPLAYS) $(INTEG)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all rig-artefacts
-	$(Q)COLO_BUILD=$(BUILD) tools/demo.sh
+	$(Q)$(RIG_ENV) tools/demo.sh
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all rig-artefacts
-	$(Q)COLO_BUILD=$(BUILD) bench/run.sh
+	$(Q)$(RIG_ENV) bench/run.sh
 
 clean:
 	rm -rf build
