@@ -30,7 +30,7 @@ endif
 # into build/lib<module>.a; files named main-*.c are programs, not library code.
 MODULES  := colo net checkpoint qmp lib
 LIBS     := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
-PROGS    := $(BUILD)/colo-agent $(BUILD)/coloctl
+PROGS    := $(BUILD)/colo-agent $(BUILD)/coloctl $(BUILD)/libcolo-uffd.so
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 HARNESS  := $(BUILD)/tests/harness.o
@@ -84,6 +84,15 @@ $(BUILD)/colo-agent: $(BUILD)/colo/main-agent.o $(LIBS)
 $(BUILD)/coloctl: $(BUILD)/colo/main-coloctl.o $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+# Loaded into QEMU with LD_PRELOAD: registers guest RAM for userfaultfd dirty
+# tracking. Built without sanitizers: it runs inside QEMU, not in our processes.
+PRELOAD_SRC := $(wildcard checkpoint/preload/*.c)
+$(BUILD)/libcolo-uffd.so: $(PRELOAD_SRC) checkpoint/dirty_wp.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  SO      $@")
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fPIC -shared \
+		-o $@ $(PRELOAD_SRC) -ldl
 
 $(HARNESS): tests/harness/test.c
 	@mkdir -p $(dir $@)
