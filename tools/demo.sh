@@ -18,7 +18,7 @@ $RIG status
 
 step "2. The client talks to the guest's services at $RIG_GUEST_IP"
 echo "   TCP echo (port 7):   $($RIG exec cli socat -T2 - TCP:"$RIG_GUEST_IP":7 <<<'hello from the client')"
-echo "   HTTP (port 80):      $($RIG exec cli socat -T2 - TCP:"$RIG_GUEST_IP":80 <<<$'GET / HTTP/1.0\r\n\r' | head -1)"
+echo "   HTTP (port 80):      $($RIG exec cli socat -T2 - TCP:"$RIG_GUEST_IP":80 <<<$'GET / HTTP/1.0\r\n\r' | sed -n 1p)"
 
 step "3. The primary guest's heartbeat counter on its serial console"
 sleep 3
