@@ -1,64 +1,171 @@
-/* colo-agent: one replication agent (primary or secondary). The COLO loop itself
- * lands with the colo/ issue; until then this binary only documents its interface
- * and refuses to pretend it protects anything. */
-#include <getopt.h>
+/* colo-agent: one replication agent (primary or secondary).
+ *
+ * Order matters for "nothing changed" on refusal: read and check the configuration,
+ * connect to QEMU and probe it (queries only), check the VM against the configuration,
+ * claim the control socket; only then start the heartbeat and the replicator. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
+#include "colo/agent.h"
+#include "colo/backend.h"
+#include "colo/config.h"
+#include "colo/control.h"
+#include "colo/repl_iface.h"
 #include "lib/log.h"
+#include "lib/loop.h"
 
-static void usage(FILE *out)
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+struct probe {
+	bool done;
+	int err;
+	char why[600];
+	struct backend_info info;
+};
+
+static void on_probe(struct backend *b, int err, const char *why, const struct backend_info *in,
+		     void *arg)
 {
-	fprintf(out,
-		"usage: colo-agent --role primary|secondary [options]\n"
-		"\n"
-		"Keeps a secondary VM in lock-step with a primary VM (COLO).\n"
-		"\n"
-		"  --role ROLE          primary or secondary (required)\n"
-		"  --log-level LEVEL    debug|info|warn|err (default: info)\n"
-		"  -h, --help           this text\n"
-		"\n"
-		"Status: replication is not implemented yet in this build; the agent exits\n"
-		"with status 2 instead of running unprotected.\n");
+	struct probe *p = arg;
+	p->done = true;
+	p->err = err;
+	snprintf(p->why, sizeof(p->why), "%s", why ? why : "");
+	if (in)
+		p->info = *in;
+}
+
+/* Connect and probe; read-only. 0, or EXIT_FAIL with the reason logged. */
+static int probe_vm(struct loop *loop, const struct agent_config *cfg, struct backend **be,
+		    struct probe *p)
+{
+	int r = backend_qemu_open(loop, cfg->qmp_socket, be);
+	if (r < 0) {
+		log_err("cannot connect to QEMU's QMP socket %s: %s; is QEMU running with -qmp "
+			"unix:%s,server=on,wait=off? (see --qmp-socket)", cfg->qmp_socket,
+			strerror(-r), cfg->qmp_socket);
+		return EXIT_FAIL;
+	}
+	r = backend_probe(*be, on_probe, p);
+	while (r == 0 && !p->done)
+		r = loop_run_once(loop, -1); /* QMP's own timeouts bound this */
+	if (r < 0 || p->err < 0) {
+		log_err("QMP socket %s: %s; is it QEMU's QMP socket, and is no other client "
+			"connected to it?", cfg->qmp_socket, r < 0 ? strerror(-r) : p->why);
+		return EXIT_FAIL;
+	}
+	log_info("VM behind %s: QEMU %s, status %s, pid %d, %" PRIu64 " MiB, configuration "
+		 "%016" PRIx64, cfg->qmp_socket, p->info.version, p->info.status, p->info.pid,
+		 p->info.ram_size >> 20, p->info.config_hash);
+	log_debug("configuration text:\n%s", p->info.config_text);
+	return 0;
+}
+
+static void on_signal(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct signalfd_siginfo si;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("signal %u: shutting down", si.ssi_signo);
+	agent_shutdown(arg);
+}
+
+static int watch_signals(struct loop *loop, struct agent *a)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0 || loop_add_fd(loop, fd, EPOLLIN, on_signal, a) < 0) {
+		log_err("cannot watch SIGTERM/SIGINT: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void on_agent_change(struct agent *a, void *arg)
+{
+	control_poke(arg);
+}
+
+/* Everything from the checked VM on. Returns the exit status. */
+static int run(struct loop *loop, const struct agent_config *cfg, struct backend *be,
+	       const struct backend_info *vm, const struct colo_repl *engine)
+{
+	struct agent *a = NULL;
+	struct control *ctl = NULL;
+	struct control_ops ops;
+	int sfd = -1, rc = EXIT_FAIL;
+	struct agent_deps deps = { .backend = be, .vm = vm, .repl = engine };
+	if (agent_new(loop, cfg, &deps, &a) < 0)
+		goto out;
+	control_ops_for_agent(a, &ops);
+	if (control_open(loop, cfg->control_socket, &ops, &ctl) < 0)
+		goto out; /* logged; e.g. another agent on this socket: nothing touched */
+	agent_set_observer(a, on_agent_change, ctl);
+	sfd = watch_signals(loop, a);
+	if (sfd < 0 || agent_start(a) < 0)
+		goto out;
+	while (!agent_done(a))
+		if (loop_run_once(loop, -1) < 0)
+			break;
+	rc = agent_exit_status(a);
+out:
+	if (a && !agent_done(a))
+		rc = EXIT_FAIL;
+	control_close(ctl);
+	agent_free(a);
+	if (sfd >= 0) {
+		loop_del_fd(loop, sfd);
+		close(sfd);
+	}
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "role", required_argument, NULL, 'r' },
-		{ "log-level", required_argument, NULL, 'l' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *role = NULL;
-	enum log_level level = LOG_INFO;
-	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			role = optarg;
-			break;
-		case 'l':
-			if (log_parse_level(optarg, &level) < 0) {
-				fprintf(stderr, "colo-agent: bad --log-level '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
+	struct agent_config cfg;
+	struct loop *loop = NULL;
+	struct backend *be = NULL;
+	struct probe p = { 0 };
+	char err[600];
+	int rc = EXIT_FAIL;
+	config_defaults(&cfg);
+	int r = config_parse_args(&cfg, argc, argv, err, sizeof(err));
+	if (r == 1) {
+		config_usage(stdout);
+		return 0;
 	}
-	if (!role || (strcmp(role, "primary") && strcmp(role, "secondary"))) {
-		fprintf(stderr, "colo-agent: --role primary|secondary is required\n");
-		usage(stderr);
-		return 2;
+	if (r < 0 || config_validate(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "colo-agent: %s\n", err);
+		return EXIT_USAGE;
 	}
-	log_init("colo-agent", level);
-	log_err("%s: replication is not implemented in this build yet; refusing to run "
-		"unprotected", role);
-	return 2;
+	log_init("colo-agent", cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if (loop_new(&loop) < 0)
+		goto out;
+	rc = probe_vm(loop, &cfg, &be, &p);
+	if (rc)
+		goto out;
+	rc = EXIT_FAIL;
+	if (agent_check_vm(&cfg, &p.info, err, sizeof(err)) < 0) {
+		log_err("%s: refusing this VM: %s", role_name(cfg.role), err);
+		goto out;
+	}
+	rc = run(loop, &cfg, be, &p.info, colo_repl_engine());
+out:
+	backend_free(be);
+	loop_free(loop);
+	return rc;
 }

@@ -1,0 +1,188 @@
+/* agent_vm.c - VM operations as short chains of backend calls, each ending in one
+ * answer: to the replicator (suspend/resume/load done), or to the state machine
+ * (the takeover's vm-done / vm-error). An answer goes only to the replicator that
+ * asked: if it was freed meanwhile, the chain finishes quietly. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "colo/agent_int.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+
+static const char *const step_names[] = {
+	[STEP_NONE] = "-", [STEP_STOP] = "stop", [STEP_SAVE] = "save device state",
+	[STEP_LOAD] = "load device state", [STEP_RESUME] = "resume",
+	[STEP_GO_LIVE] = "switch the network live", [STEP_ANNOUNCE] = "announce-self",
+};
+
+static void chain_next(struct vm_chain *c);
+
+static bool same_repl(const struct vm_chain *c)
+{
+	return c->a->repl && c->repl_gen == c->a->repl_gen;
+}
+
+static void answer(struct vm_chain *c, int err, const char *why)
+{
+	struct agent *a = c->a;
+	char reason[300];
+	switch (c->answer) {
+	case ANS_SUSPEND:
+		if (same_repl(c))
+			a->rops->suspend_done(a->repl, err,
+					      a->have_net && a->net.input_mark
+						      ? a->net.input_mark(a->net.arg) : 0);
+		break;
+	case ANS_RESUME:
+		if (same_repl(c))
+			a->rops->resume_done(a->repl, err);
+		break;
+	case ANS_LOAD:
+		if (!err)
+			a->vm_loaded = true;
+		if (same_repl(c))
+			a->rops->load_done(a->repl, err);
+		break;
+	case ANS_TAKEOVER:
+		snprintf(reason, sizeof(reason), "%s: %s", c->what, why ? why : "ok");
+		agent_event(a, err ? EV_VM_ERROR : EV_VM_DONE, reason);
+		break;
+	case ANS_NONE:
+		break;
+	}
+}
+
+static void chain_finish(struct vm_chain *c, int err, const char *why)
+{
+	struct agent *a = c->a;
+	TAILQ_REMOVE(&a->chains, c, link);
+	if (err)
+		log_err("%s: %s failed at '%s': %s", role_name(a->cfg.role), c->what,
+			step_names[c->steps[c->next - 1]], why ? why : strerror(-err));
+	else
+		log_debug("%s: %s done", role_name(a->cfg.role), c->what);
+	answer(c, err, why);
+	free(c);
+	if (a->exiting && !a->done && !vm_busy(a))
+		agent_finish(a);
+}
+
+static void step_done(struct backend *b, int err, const char *why, void *arg)
+{
+	struct vm_chain *c = arg;
+	if (err)
+		chain_finish(c, err, why);
+	else
+		chain_next(c);
+}
+
+static void chain_next(struct vm_chain *c)
+{
+	struct agent *a = c->a;
+	enum vm_step s = c->next < 4 ? c->steps[c->next] : STEP_NONE;
+	int r = 0;
+	c->next++;
+	switch (s) {
+	case STEP_NONE:
+		chain_finish(c, 0, NULL);
+		return;
+	case STEP_STOP:
+		a->vm_stopped_by_us = true;
+		r = backend_stop(a->be, step_done, c);
+		break;
+	case STEP_SAVE:
+		r = backend_save_devices(a->be, c->fd, step_done, c);
+		break;
+	case STEP_LOAD:
+		r = backend_load_devices(a->be, c->fd, step_done, c);
+		break;
+	case STEP_RESUME:
+		a->vm_stopped_by_us = false;
+		r = backend_resume(a->be, step_done, c);
+		break;
+	case STEP_GO_LIVE:
+		r = a->have_net && a->net.go_live ? a->net.go_live(a->net.arg) : 0;
+		if (r == 0) {
+			chain_next(c);
+			return;
+		}
+		break;
+	case STEP_ANNOUNCE:
+		r = backend_announce(a->be, step_done, c);
+		break;
+	}
+	if (r < 0)
+		chain_finish(c, r, strerror(-r));
+}
+
+static int chain_start(struct agent *a, const char *what, enum vm_answer ans, int fd,
+		       enum vm_step s0, enum vm_step s1, enum vm_step s2)
+{
+	struct vm_chain *c = calloc(1, sizeof(*c));
+	if (!c) {
+		log_err("%s: %s: out of memory", role_name(a->cfg.role), what);
+		struct vm_chain tmp = { .a = a, .answer = ans, .repl_gen = a->repl_gen, .what = what };
+		answer(&tmp, -ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	*c = (struct vm_chain){ .a = a, .steps = { s0, s1, s2, STEP_NONE }, .fd = fd,
+				.answer = ans, .repl_gen = a->repl_gen, .what = what };
+	TAILQ_INSERT_TAIL(&a->chains, c, link);
+	chain_next(c);
+	return 0;
+}
+
+int vm_suspend(struct agent *a, int save_fd)
+{
+	if (a->cfg.role == ROLE_PRIMARY)
+		return chain_start(a, "stop and save device state", ANS_SUSPEND, save_fd, STEP_STOP,
+				   STEP_SAVE, STEP_NONE);
+	return chain_start(a, "stop", ANS_SUSPEND, -1, STEP_STOP, STEP_NONE, STEP_NONE);
+}
+
+int vm_resume_answer(struct agent *a)
+{
+	return chain_start(a, "resume", ANS_RESUME, -1, STEP_RESUME, STEP_NONE, STEP_NONE);
+}
+
+int vm_load(struct agent *a, int load_fd)
+{
+	return chain_start(a, "load device state and resume", ANS_LOAD, load_fd, STEP_LOAD,
+			   STEP_RESUME, STEP_NONE);
+}
+
+int vm_takeover(struct agent *a)
+{
+	return chain_start(a, "takeover", ANS_TAKEOVER, -1, STEP_RESUME, STEP_GO_LIVE,
+			   STEP_ANNOUNCE);
+}
+
+void vm_stop_quietly(struct agent *a, const char *why)
+{
+	log_warn("%s: stopping the VM: %s", role_name(a->cfg.role), why);
+	chain_start(a, "stop", ANS_NONE, -1, STEP_STOP, STEP_NONE, STEP_NONE);
+}
+
+void vm_resume_if_stopped(struct agent *a, const char *why)
+{
+	if (!a->vm_stopped_by_us)
+		return;
+	log_info("%s: resuming the VM we stopped: %s", role_name(a->cfg.role), why);
+	chain_start(a, "resume", ANS_NONE, -1, STEP_RESUME, STEP_NONE, STEP_NONE);
+}
+
+bool vm_busy(const struct agent *a)
+{
+	return !TAILQ_EMPTY(&a->chains);
+}
+
+void vm_chains_free(struct agent *a)
+{
+	struct vm_chain *c;
+	while ((c = TAILQ_FIRST(&a->chains))) {
+		TAILQ_REMOVE(&a->chains, c, link);
+		free(c);
+	}
+}

@@ -1,0 +1,88 @@
+/* config.h - colo-agent's configuration: one table of options, read from the command
+ * line (`--name value` or `--name=value`) and/or a file (`--config FILE`: `name = value`
+ * lines with the same names, `#` comments). The command line wins over the file.
+ * `--help` prints every option with its default (config_usage()).
+ *
+ * Every value is checked when it is read; cross-checks (e.g. min < max interval,
+ * which addresses a role needs) happen in config_validate(). Errors are one line,
+ * naming the option and, for files, FILE:LINE.
+ */
+#ifndef COLO_COLO_CONFIG_H
+#define COLO_COLO_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "lib/log.h"
+
+enum agent_role { ROLE_PRIMARY, ROLE_SECONDARY };
+
+/* A numeric IPv4/IPv6 address and port ("10.77.0.2:7700", "[::1]:7700"). Numeric
+ * only: a failover decision must not wait for DNS. */
+struct colo_addr {
+	char host[64]; /* as given, without brackets */
+	uint16_t port;
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	bool set;
+};
+
+#define CONFIG_PATH_MAX 4096
+#define CONFIG_SOCK_MAX 108 /* sizeof(sun_path) */
+#define CONFIG_CMD_MAX 1024
+
+struct agent_config {
+	enum agent_role role;
+	bool role_set;
+	char qmp_socket[CONFIG_SOCK_MAX];
+	char ram_file[CONFIG_PATH_MAX];
+	uint64_t ram_size; /* 0: take QEMU's (query-memory-size-summary) */
+	struct colo_addr repl;
+	struct colo_addr hb_bind;
+	struct colo_addr hb_peer;
+	char control_socket[CONFIG_SOCK_MAX];
+	uint32_t max_interval_ms;
+	uint32_t min_interval_ms;
+	uint32_t hb_interval_ms;
+	uint32_t hb_misses;
+	char fence_cmd[CONFIG_CMD_MAX]; /* "" = none */
+	uint32_t fence_timeout_ms;
+	uint32_t connect_timeout_ms;
+	enum log_level log_level;
+};
+
+/* Defaults, in one place (also printed by config_usage()). */
+#define CONFIG_DEFAULT_QMP "/run/colo/qmp.sock"
+#define CONFIG_DEFAULT_CONTROL "/run/colo/agent.sock"
+#define CONFIG_DEFAULT_REPL_PORT 7700
+#define CONFIG_DEFAULT_HB_PORT 7701
+#define CONFIG_DEFAULT_MAX_INTERVAL_MS 2000
+#define CONFIG_DEFAULT_MIN_INTERVAL_MS 20
+#define CONFIG_DEFAULT_HB_INTERVAL_MS 50
+#define CONFIG_DEFAULT_HB_MISSES 6
+#define CONFIG_DEFAULT_FENCE_TIMEOUT_MS 10000
+#define CONFIG_DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+void config_defaults(struct agent_config *c);
+
+/* Parse argv[1..]: options, --config FILE (read first, wherever it appears), --help.
+ * Returns 0 (then call config_validate()), 1 if --help was given (nothing else is
+ * checked), or -EINVAL with a one-line reason in err. */
+int config_parse_args(struct agent_config *c, int argc, char **argv, char *err,
+		      size_t err_len);
+/* Read a `name = value` file over c. -EINVAL (err: "FILE:LINE: why") or -errno. */
+int config_load_file(struct agent_config *c, const char *path, char *err, size_t err_len);
+/* Cross-checks and role-specific requirements. 0 or -EINVAL with err. */
+int config_validate(const struct agent_config *c, char *err, size_t err_len);
+void config_usage(FILE *out);
+
+/* "HOST[:PORT]" with numeric HOST ("[v6]" brackets when a port follows). */
+int colo_addr_parse(const char *s, uint16_t default_port, struct colo_addr *out);
+/* "host:port" / "[v6]:port" into buf. */
+const char *colo_addr_str(const struct colo_addr *a, char *buf, size_t len);
+const char *role_name(enum agent_role r);
+
+#endif
