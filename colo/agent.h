@@ -53,8 +53,12 @@ const char *ckpt_reason_name(enum ckpt_reason r);
 
 /* The net/ comparator's side of the agent. Every hook is optional; until net/ lands
  * they are all absent and the agent protects memory and devices only.
- *   input_mark   the last mirrored-input sequence number the VM state includes, asked
- *                when the VM is stopped for a checkpoint (recorded in the checkpoint).
+ *   input_mark   the VM is stopped for checkpoint seq (0: the initial sync; called
+ *                exactly once per stop, primary and secondary): returns the last
+ *                mirrored-input sequence number the VM state includes (recorded in
+ *                the checkpoint; the secondary's answer is unused).
+ *   loaded       secondary: checkpoint seq with input mark `mark` is loaded and the
+ *                VM resumed (seq counts loads: 0 is the initial sync).
  *   release      primary: checkpoint seq is committed: release output held from
  *                before it.
  *   release_all  primary: no secondary any more (degraded): release everything held
@@ -65,13 +69,21 @@ const char *ckpt_reason_name(enum ckpt_reason r);
  * The comparator asks for a checkpoint with agent_request_checkpoint(a, CKPT_COMPARATOR). */
 struct colo_net_counters {
 	uint64_t packets_compared, mismatches, held_packets, held_bytes;
+	uint64_t matched, released_ckpt, passed, timeouts, requests; /* primary */
+	uint64_t hold_p50_us, hold_p99_us;
+	uint64_t secondary_frames, sec_stale, sec_dropped; /* primary: the peer's output */
+	uint64_t input_mirrored, input_unmirrored;   /* primary */
+	uint64_t captured, injected, reinjected;     /* secondary */
+	uint64_t rewritten_in, rewritten_out;        /* secondary; out: after its takeover */
+	bool link_up;
 };
 struct colo_net_hooks {
-	uint64_t (*input_mark)(void *arg);
+	uint64_t (*input_mark)(uint64_t seq, void *arg);
 	void (*release)(uint64_t seq, void *arg);
 	void (*release_all)(void *arg);
 	int (*go_live)(void *arg);
 	void (*counters)(struct colo_net_counters *out, void *arg);
+	void (*loaded)(uint64_t seq, uint64_t mark, void *arg);
 	void *arg;
 };
 

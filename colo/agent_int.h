@@ -107,6 +107,8 @@ struct agent {
 	/* progress flags */
 	bool sync_stop_seen;	/* primary: the initial sync's stop-and-copy happened */
 	bool vm_loaded;		/* secondary: a checkpoint was loaded into the VM */
+	uint64_t loads;		/* secondary: checkpoints loaded (the net generation) */
+	uint64_t load_mark;	/* secondary: the input mark of the load in progress */
 	bool vm_stopped_by_us;	/* we sent stop and no cont since */
 	bool planned;		/* secondary: takeover by handover (no fencing) */
 	bool exiting;	/* agent_exit() was called */

@@ -45,6 +45,7 @@ static void on_load(struct replicator *r, int load_fd, uint64_t input_mark, void
 	struct agent *a = ours(r, arg);
 	if (!a)
 		return;
+	a->load_mark = input_mark; /* for the net path once the VM runs it */
 	struct fsm_ev ev = { .type = EV_REPL_LOAD, .fd = load_fd, .input_mark = input_mark,
 			     .reason = "checkpoint received: load its device state" };
 	agent_fsm(a, &ev);

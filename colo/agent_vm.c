@@ -24,6 +24,16 @@ static bool same_repl(const struct vm_chain *c)
 	return c->a->repl && c->repl_gen == c->a->repl_gen;
 }
 
+/* Asked once per stop. The checkpoint's number: the primary's own count (0 is the
+ * initial sync), the secondary's next load. */
+static uint64_t net_input_mark(struct agent *a)
+{
+	if (!a->have_net || !a->net.input_mark)
+		return 0;
+	uint64_t seq = a->cfg.role == ROLE_PRIMARY ? a->ckpt_started : a->loads;
+	return a->net.input_mark(seq, a->net.arg);
+}
+
 static void answer(struct vm_chain *c, int err, const char *why)
 {
 	struct agent *a = c->a;
@@ -31,17 +41,21 @@ static void answer(struct vm_chain *c, int err, const char *why)
 	switch (c->answer) {
 	case ANS_SUSPEND:
 		if (same_repl(c))
-			a->rops->suspend_done(a->repl, err,
-					      a->have_net && a->net.input_mark
-						      ? a->net.input_mark(a->net.arg) : 0);
+			a->rops->suspend_done(a->repl, err, net_input_mark(a));
 		break;
 	case ANS_RESUME:
 		if (same_repl(c))
 			a->rops->resume_done(a->repl, err);
 		break;
 	case ANS_LOAD:
-		if (!err)
+		if (!err) {
 			a->vm_loaded = true;
+			/* The VM runs the loaded state now: the net path re-injects the
+			 * input above its mark and switches generation. */
+			if (a->have_net && a->net.loaded)
+				a->net.loaded(a->loads, a->load_mark, a->net.arg);
+			a->loads++;
+		}
 		if (same_repl(c))
 			a->rops->load_done(a->repl, err);
 		break;

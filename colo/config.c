@@ -11,7 +11,7 @@
 #include <string.h>
 
 enum opt_kind { OPT_ROLE, OPT_STR, OPT_SOCK, OPT_SIZE, OPT_MS, OPT_COUNT, OPT_ADDR,
-		OPT_LEVEL, OPT_CONFIG, OPT_HELP };
+		OPT_LEVEL, OPT_CONFIG, OPT_HELP, OPT_FLAG };
 
 struct opt_def {
 	const char *name;
@@ -65,6 +65,25 @@ static const struct opt_def opts[] = {
 	  STR(CONFIG_DEFAULT_FENCE_TIMEOUT_MS), "a fence command running longer has failed" },
 	{ "connect-timeout", OPT_MS, F(connect_timeout_ms), 100, 600000, 0, "MS",
 	  STR(CONFIG_DEFAULT_CONNECT_TIMEOUT_MS), "primary: how long to try reaching the secondary" },
+	{ "no-net", OPT_FLAG, F(no_net), 0, 0, 0, NULL, "off",
+	  "do not compare network output even if --net-tap/--net-bridge are given "
+	  "(the net path runs only when one of them is)" },
+	{ "net-tap", OPT_STR, F(net_tap), 0, 0, 0, "IF", "vm0",
+	  "the VM's tap (docs/net.md); giving it or --net-bridge enables the net path" },
+	{ "net-bridge", OPT_STR, F(net_bridge), 0, 0, 0, "IF", "br0",
+	  "the LAN bridge (primary: the tap is on it; secondary: joins it on takeover)" },
+	{ "net-queue-out", OPT_COUNT, F(net_queue_out), 0, 65535, 0, "N",
+	  STR(CONFIG_DEFAULT_NET_QUEUE_OUT), "NFQUEUE number for the VM's output (primary; a "
+	  "secondary after its takeover, to rewrite)" },
+	{ "net-queue-in", OPT_COUNT, F(net_queue_in), 0, 65535, 0, "N",
+	  STR(CONFIG_DEFAULT_NET_QUEUE_IN), "NFQUEUE number for the VM's input (likewise)" },
+	{ "net-compare-timeout", OPT_MS, F(net_timeout_ms), 1, 60000, 0, "MS",
+	  STR(CONFIG_DEFAULT_NET_TIMEOUT_MS), "an unmatched output packet older -> checkpoint" },
+	{ "net-link-port", OPT_COUNT, F(net_port), 1, 65535, 0, "PORT",
+	  STR(CONFIG_DEFAULT_NET_PORT), "the net link's TCP port (secondary listens, primary "
+	  "connects to the --repl-addr host)" },
+	{ "net-setup", OPT_STR, F(net_setup), 0, 0, 0, "PATH", "(net/colo-net-setup next to "
+	  "the build)", "the colo-net-setup script" },
 	{ "log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL", "info", "debug|info|warn|err" },
 	{ "help", OPT_HELP, 0, 0, 0, 0, 0, NULL, "", "this text" },
 };
@@ -95,10 +114,21 @@ void config_defaults(struct agent_config *c)
 		.fence_timeout_ms = CONFIG_DEFAULT_FENCE_TIMEOUT_MS,
 		.connect_timeout_ms = CONFIG_DEFAULT_CONNECT_TIMEOUT_MS,
 		.log_level = LOG_INFO,
+		.net_queue_out = CONFIG_DEFAULT_NET_QUEUE_OUT,
+		.net_queue_in = CONFIG_DEFAULT_NET_QUEUE_IN,
+		.net_timeout_ms = CONFIG_DEFAULT_NET_TIMEOUT_MS,
+		.net_port = CONFIG_DEFAULT_NET_PORT,
 	};
 	snprintf(c->qmp_socket, sizeof(c->qmp_socket), "%s", CONFIG_DEFAULT_QMP);
 	snprintf(c->control_socket, sizeof(c->control_socket), "%s", CONFIG_DEFAULT_CONTROL);
 	colo_addr_parse("0.0.0.0", CONFIG_DEFAULT_HB_PORT, &c->hb_bind);
+}
+
+/* Off by default so that agents without a network to protect (and the tests that
+ * run them) need no root, no NFQUEUE and no tap. */
+bool config_net_enabled(const struct agent_config *c)
+{
+	return !c->no_net && (c->net_tap[0] || c->net_bridge[0]);
 }
 
 int colo_addr_parse(const char *s, uint16_t default_port, struct colo_addr *out)
@@ -261,6 +291,14 @@ static int apply(struct agent_config *c, const struct opt_def *o, const char *v,
 		if (log_parse_level(v, field) < 0)
 			return fail(err, len, "--log-level: '%s' is not debug|info|warn|err", v);
 		return 0;
+	case OPT_FLAG:
+		if (!strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "true"))
+			*(bool *)field = true;
+		else if (!strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "false"))
+			*(bool *)field = false;
+		else
+			return fail(err, len, "--%s: '%s' is not yes|no", o->name, v);
+		return 0;
 	case OPT_CONFIG:
 	case OPT_HELP:
 		break;
@@ -353,6 +391,10 @@ static int split_arg(int argc, char **argv, int i, const struct opt_def **o, con
 	*val = NULL;
 	if ((*o)->kind == OPT_HELP)
 		return 0;
+	if ((*o)->kind == OPT_FLAG) {
+		*val = eq ? eq + 1 : "1"; /* --no-net takes no value */
+		return 0;
+	}
 	if (eq) {
 		*val = eq + 1;
 	} else if (i + 1 < argc) {
@@ -412,6 +454,9 @@ int config_validate(const struct agent_config *c, char *err, size_t len)
 	if (c->fence_cmd[0] && c->role == ROLE_PRIMARY)
 		return fail(err, len, "--fence-cmd is for the secondary (it fences the primary "
 			    "before taking over)");
+	if (config_net_enabled(c) && c->net_queue_out == c->net_queue_in)
+		return fail(err, len, "--net-queue-out and --net-queue-in are both %u; they "
+			    "must differ", c->net_queue_in);
 	if ((uint64_t)c->hb_interval_ms * c->hb_misses > 600000)
 		return fail(err, len, "--heartbeat-interval x --heartbeat-misses is over 10 "
 			    "minutes; a failover that slow is not a failover");

@@ -52,7 +52,13 @@ struct agent_config {
 	uint32_t fence_timeout_ms;
 	uint32_t connect_timeout_ms;
 	enum log_level log_level;
+	/* the net path (docs/net.md): on iff not no_net and a tap or bridge is given */
+	bool no_net;
+	char net_tap[16], net_bridge[16];
+	uint32_t net_queue_out, net_queue_in, net_timeout_ms, net_port;
+	char net_setup[CONFIG_PATH_MAX]; /* "" = next to the build */
 };
+bool config_net_enabled(const struct agent_config *c);
 
 /* Defaults, in one place (also printed by config_usage()). */
 #define CONFIG_DEFAULT_QMP "/run/colo/qmp.sock"
@@ -65,6 +71,10 @@ struct agent_config {
 #define CONFIG_DEFAULT_HB_MISSES 6
 #define CONFIG_DEFAULT_FENCE_TIMEOUT_MS 10000
 #define CONFIG_DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define CONFIG_DEFAULT_NET_QUEUE_OUT 0
+#define CONFIG_DEFAULT_NET_QUEUE_IN 1
+#define CONFIG_DEFAULT_NET_TIMEOUT_MS 50
+#define CONFIG_DEFAULT_NET_PORT 7702
 
 void config_defaults(struct agent_config *c);
 

@@ -237,12 +237,33 @@ static void gen_comparator(yajl_gen g, const struct agent_status *st)
 	yajl_gen_map_open(g);
 	kv_bool(g, "available", st->comparator);
 	if (!st->comparator)
-		kv_str(g, "note", "placeholder: the net/ comparator is not wired in; memory and "
-				  "devices are protected, network output is not compared");
+		kv_str(g, "note", "off: the agent runs without its net path (no --net-tap/"
+				  "--net-bridge, or --no-net); memory and devices are protected, "
+				  "network output is not compared");
 	kv_int(g, "packets_compared", st->net.packets_compared);
 	kv_int(g, "mismatches", st->net.mismatches);
 	kv_int(g, "held_packets", st->net.held_packets);
 	kv_int(g, "held_bytes", st->net.held_bytes);
+	if (st->comparator) {
+		kv_bool(g, "link_up", st->net.link_up);
+		kv_int(g, "matched", st->net.matched);
+		kv_int(g, "released_after_checkpoint", st->net.released_ckpt);
+		kv_int(g, "passed", st->net.passed);
+		kv_int(g, "timeouts", st->net.timeouts);
+		kv_int(g, "checkpoint_requests", st->net.requests);
+		kv_int(g, "hold_p50_us", st->net.hold_p50_us);
+		kv_int(g, "hold_p99_us", st->net.hold_p99_us);
+		kv_int(g, "secondary_frames", st->net.secondary_frames);
+		kv_int(g, "secondary_stale", st->net.sec_stale);
+		kv_int(g, "secondary_dropped", st->net.sec_dropped);
+		kv_int(g, "input_mirrored", st->net.input_mirrored);
+		kv_int(g, "input_unmirrored", st->net.input_unmirrored);
+		kv_int(g, "captured", st->net.captured);
+		kv_int(g, "injected", st->net.injected);
+		kv_int(g, "reinjected", st->net.reinjected);
+		kv_int(g, "rewritten_in", st->net.rewritten_in);
+		kv_int(g, "rewritten_out", st->net.rewritten_out);
+	}
 	yajl_gen_map_close(g);
 }
 

@@ -95,13 +95,25 @@ void ctl_print_status(FILE *out, yajl_val st)
 		integer(st, "dirty", "last_pages"), integer(st, "dirty", "last_bytes"),
 		integer(st, "dirty", "avg_pages"), integer(st, "dirty", "avg_bytes"));
 	yajl_val k = get(st, "comparator", NULL);
-	if (YAJL_IS_TRUE(get(k, "available", NULL)))
+	if (YAJL_IS_TRUE(get(k, "available", NULL))) {
 		fprintf(out, "  comparator  %lld packets compared, %lld mismatches, %lld held "
 			"(%lld bytes)\n", integer(k, "packets_compared", NULL),
 			integer(k, "mismatches", NULL), integer(k, "held_packets", NULL),
 			integer(k, "held_bytes", NULL));
-	else
-		fprintf(out, "  comparator  not wired in (net/): network output is not compared\n");
+		fprintf(out, "  net         link %s; %lld matched, %lld released by checkpoints, "
+			"%lld timeouts, %lld checkpoint requests; hold p50 %lld us, p99 %lld us; "
+			"input %lld mirrored / %lld not; secondary %lld captured, %lld injected "
+			"(%lld again); rewritten %lld in / %lld out\n", YAJL_IS_TRUE(get(k, "link_up", NULL)) ? "up" : "down",
+			integer(k, "matched", NULL), integer(k, "released_after_checkpoint", NULL),
+			integer(k, "timeouts", NULL), integer(k, "checkpoint_requests", NULL),
+			integer(k, "hold_p50_us", NULL), integer(k, "hold_p99_us", NULL),
+			integer(k, "input_mirrored", NULL), integer(k, "input_unmirrored", NULL),
+			integer(k, "captured", NULL), integer(k, "injected", NULL),
+			integer(k, "reinjected", NULL), integer(k, "rewritten_in", NULL),
+			integer(k, "rewritten_out", NULL));
+	} else
+		fprintf(out, "  comparator  off (no --net-tap/--net-bridge, or --no-net): network output "
+			"is not compared\n");
 }
 
 void ctl_print_watch_line(FILE *out, yajl_val st)

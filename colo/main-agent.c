@@ -17,6 +17,7 @@
 #include "colo/backend.h"
 #include "colo/config.h"
 #include "colo/control.h"
+#include "colo/net_glue.h"
 #include "colo/repl_iface.h"
 #include "lib/log.h"
 #include "lib/loop.h"
@@ -107,9 +108,21 @@ static int run(struct loop *loop, const struct agent_config *cfg, struct backend
 	struct control *ctl = NULL;
 	struct control_ops ops;
 	int sfd = -1, rc = EXIT_FAIL;
+	struct netpath *np = NULL;
+	struct colo_net_hooks hooks;
 	struct agent_deps deps = { .backend = be, .vm = vm, .repl = engine };
+	if (config_net_enabled(cfg)) {
+		if (net_glue_open(loop, cfg, vm->config_hash, &np, &hooks) < 0)
+			goto out; /* logged; the VM's network would be unprotected */
+		deps.net = &hooks;
+	} else {
+		log_info("%s: no net path (no --net-tap/--net-bridge, or --no-net): network "
+			 "output is not compared", role_name(cfg->role));
+	}
 	if (agent_new(loop, cfg, &deps, &a) < 0)
 		goto out;
+	if (np)
+		net_glue_attach(np, a);
 	control_ops_for_agent(a, &ops);
 	if (control_open(loop, cfg->control_socket, &ops, &ctl) < 0)
 		goto out; /* logged; e.g. another agent on this socket: nothing touched */
@@ -126,6 +139,7 @@ out:
 		rc = EXIT_FAIL;
 	control_close(ctl);
 	agent_free(a);
+	net_glue_close(np); /* the primary's rules go on every exit path */
 	if (sfd >= 0) {
 		loop_del_fd(loop, sfd);
 		close(sfd);

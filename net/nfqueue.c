@@ -161,6 +161,30 @@ int nfq_verdict(struct nfq *q, uint64_t id, bool accept)
 	return 0;
 }
 
+int nfq_accept_frame(struct nfq *q, uint64_t id, const uint8_t *frame, size_t len)
+{
+	/* Back from our synthesized frame to the IP packet the kernel holds. */
+	size_t l2 = len >= 18 && frame[12] == 0x81 && frame[13] == 0x00 ? 18 : 14;
+	if (len <= l2)
+		return -EINVAL;
+	nfnl_queue_msg_set_group(q->vmsg, q->num);
+	nfnl_queue_msg_set_family(q->vmsg, (uint8_t)(id >> 32));
+	nfnl_queue_msg_set_packetid(q->vmsg, (uint32_t)id);
+	nfnl_queue_msg_set_verdict(q->vmsg, NF_ACCEPT);
+	int rc = nfnl_queue_msg_send_verdict_payload(q->sock, q->vmsg, frame + l2,
+						     (unsigned)(len - l2));
+	if (rc < 0) {
+		q->st.verdict_errors++;
+		if (!q->logged_verdict)
+			log_err("net: NFQUEUE %u verdict for packet %u: %s", q->num, (uint32_t)id,
+				nl_geterror(rc));
+		q->logged_verdict = true;
+		return -EIO;
+	}
+	q->st.accepted++;
+	return 0;
+}
+
 static int nl_errno(int nlerr)
 {
 	return nlerr == -NLE_BUSY || nlerr == -NLE_EXIST ? -EBUSY

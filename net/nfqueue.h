@@ -39,6 +39,10 @@ void nfq_close(struct nfq *q);
 /* 0 or -EIO (logged once; the packet stays queued in the kernel until the queue
  * closes). */
 int nfq_verdict(struct nfq *q, uint64_t id, bool accept);
+/* Accept packet id with a changed content: frame is the callback's frame (its
+ * synthesized Ethernet header is skipped), e.g. after a TCP rewrite. 0, -EINVAL or
+ * -EIO. */
+int nfq_accept_frame(struct nfq *q, uint64_t id, const uint8_t *frame, size_t len);
 /* Read every packet queued now (before a checkpoint's begin). 0 or -EIO. */
 int nfq_drain(struct nfq *q);
 

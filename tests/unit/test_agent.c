@@ -154,15 +154,27 @@ static const struct backend_ops fake_vm_ops = { "fake", fv_probe, fv_stop, fv_re
 /* --- net hooks recorder ------------------------------------------------------------ */
 
 struct net_rec {
-	int releases, release_alls, go_lives, go_live_err;
-	uint64_t last_release;
+	int releases, release_alls, go_lives, go_live_err, marks, loads;
+	uint64_t last_release, last_mark_seq, last_load_seq, last_load_mark;
 } NR;
-static uint64_t nr_mark(void *arg) { return 77; }
+static uint64_t nr_mark(uint64_t seq, void *arg)
+{
+	NR.marks++;
+	NR.last_mark_seq = seq;
+	return 77;
+}
+static void nr_loaded(uint64_t seq, uint64_t mark, void *arg)
+{
+	NR.loads++;
+	NR.last_load_seq = seq;
+	NR.last_load_mark = mark;
+}
 static void nr_release(uint64_t seq, void *arg) { NR.releases++; NR.last_release = seq; }
 static void nr_release_all(void *arg) { NR.release_alls++; }
 static int nr_go_live(void *arg) { NR.go_lives++; return NR.go_live_err; }
-static const struct colo_net_hooks net_hooks = { nr_mark, nr_release, nr_release_all,
-						 nr_go_live, NULL, NULL };
+static const struct colo_net_hooks net_hooks = { .input_mark = nr_mark, .release = nr_release,
+						 .release_all = nr_release_all,
+						 .go_live = nr_go_live, .loaded = nr_loaded };
 
 /* --- the rig ---------------------------------------------------------------------- */
 
@@ -341,6 +353,7 @@ static void test_primary_sync_and_periodic_checkpoints(void)
 	repl_primary_cycle(&r, 1, 3000);
 	CHECK_EQ(agent_state(r.a), AS_PROTECTED);
 	CHECK_EQ(NR.last_release, 1);
+	CHECK_EQ(NR.last_mark_seq, 1); /* the stop of checkpoint 1 says so to the net path */
 	REQUIRE(rig_wait(&r, &FR.checkpoints, 2, 1000));
 	repl_primary_cycle(&r, 2, 1000);
 	struct agent_status st;
@@ -591,6 +604,11 @@ static void test_secondary_sync_and_checkpoints(void)
 	REQUIRE(rig_wait(&r, &FR.suspend_done, 2, 1000));
 	FR.ops.on_load(FAKE_R, r.save_fd, 9, FR.arg);
 	REQUIRE(rig_wait(&r, &FR.load_done, 2, 1000));
+	/* The net path's generation: loads counted from the initial sync (0). */
+	CHECK_EQ(NR.last_mark_seq, 1);
+	CHECK_EQ(NR.last_load_seq, 1);
+	CHECK_EQ(NR.last_load_mark, 9);
+	CHECK_EQ(NR.marks, NR.loads);
 	struct repl_stats st = { .seq = 1, .pages_sent = 7 };
 	FR.ops.on_committed(FAKE_R, &st, FR.arg);
 	CHECK_EQ(agent_state(r.a), AS_PROTECTED);

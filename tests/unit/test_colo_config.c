@@ -143,7 +143,10 @@ static void test_help_lists_every_option_with_default(void)
 				"--repl-addr", "--heartbeat-bind", "--heartbeat-peer",
 				"--heartbeat-interval", "--heartbeat-misses", "--control-socket",
 				"--max-interval", "--min-interval", "--fence-cmd",
-				"--fence-timeout", "--connect-timeout", "--log-level", "--help" };
+				"--fence-timeout", "--connect-timeout", "--log-level", "--help",
+				"--no-net", "--net-tap", "--net-bridge", "--net-queue-out",
+				"--net-queue-in", "--net-compare-timeout", "--net-link-port",
+				"--net-setup" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		CHECK(strstr(buf, names[i]) != NULL);
 	CHECK(strstr(buf, "default: 2000") != NULL);
@@ -155,7 +158,7 @@ static void test_help_lists_every_option_with_default(void)
 	int n = 0;
 	for (const char *p = buf; (p = strstr(p, "default:")); p++)
 		n++;
-	CHECK_EQ(n, 17);
+	CHECK_EQ(n, 25);
 	free(buf);
 }
 
@@ -181,7 +184,36 @@ static void test_addr_parse(void)
 	CHECK(colo_addr_parse("localhost:5", 1, &a) < 0);
 }
 
+/* The net path is off unless a tap or bridge is named, and --no-net wins. */
+static void test_net_options(void)
+{
+	struct agent_config c;
+	char err[256] = "";
+	REQUIRE(PARSE(&c, err, "--role", "primary") == 0);
+	CHECK(!config_net_enabled(&c));
+	CHECK_EQ(c.net_queue_out, CONFIG_DEFAULT_NET_QUEUE_OUT);
+	CHECK_EQ(c.net_queue_in, CONFIG_DEFAULT_NET_QUEUE_IN);
+	CHECK_EQ(c.net_timeout_ms, 50);
+	CHECK_EQ(c.net_port, 7702);
+	REQUIRE(PARSE(&c, err, "--role", "primary", "--net-tap", "vm1", "--net-queue-in", "7",
+		      "--net-compare-timeout", "20") == 0);
+	CHECK(config_net_enabled(&c));
+	CHECK(!strcmp(c.net_tap, "vm1"));
+	CHECK_EQ(c.net_queue_in, 7);
+	CHECK_EQ(c.net_timeout_ms, 20);
+	REQUIRE(PARSE(&c, err, "--net-bridge", "br1", "--no-net", "--role", "secondary") == 0);
+	CHECK(c.no_net && !config_net_enabled(&c));
+	REQUIRE(PARSE(&c, err, "--net-bridge", "br1", "--no-net=no", "--role", "secondary") == 0);
+	CHECK(config_net_enabled(&c));
+	CHECK(PARSE(&c, err, "--no-net=maybe") < 0 && strstr(err, "yes|no"));
+	REQUIRE(PARSE(&c, err, "--role", "primary", "--ram-file", "/x", "--repl-addr", "10.0.0.2",
+		      "--heartbeat-peer", "10.0.0.2", "--net-tap", "vm0", "--net-queue-out",
+		      "1") == 0);
+	CHECK(config_validate(&c, err, sizeof(err)) < 0 && strstr(err, "must differ"));
+}
+
 static const struct test tests[] = {
+	TEST(test_net_options),
 	TEST(test_defaults_and_flags),
 	TEST(test_file_and_precedence),
 	TEST(test_bad_values),
