@@ -135,6 +135,16 @@ static bool failover_wanted(const struct helper *h)
 	return h->sec && sec_failover_requested(h) && h->fail_why != REPL_LOCAL_ERROR;
 }
 
+int helper_open_vm(struct helper *h, enum ram_access access)
+{
+	int rc = ram_map_open(h->cfg.ram_path, h->cfg.ram_size, access, &h->ram);
+	if (!rc)
+		rc = dirty_open((pid_t)h->cfg.vm_id, h->cfg.ram_path, h->cfg.ram_size, &h->trk);
+	if (!rc)
+		rc = dirty_set_new(h->npages, &h->dirty);
+	return rc;
+}
+
 void helper_settle(struct helper *h)
 {
 	struct wr w;

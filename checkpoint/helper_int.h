@@ -85,6 +85,9 @@ void helper_stream_error(struct helper *h, const struct stream_dec *d, int rc);
 void helper_peer_error(struct helper *h, uint32_t code, const char *reason);
 /* FAILED if failing and nothing is owed; called after every answer. */
 void helper_settle(struct helper *h);
+/* Both roles: map the RAM file (RAM_READ on the primary, RAM_WRITE on the
+ * secondary), open the dirty tracker on the VM and allocate the dirty set. */
+int helper_open_vm(struct helper *h, enum ram_access access);
 /* Microseconds between two mono_ns() stamps (0 if they are out of order). */
 uint64_t helper_us(uint64_t from_ns, uint64_t to_ns);
 

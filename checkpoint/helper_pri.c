@@ -88,11 +88,7 @@ int pri_init(struct helper *h)
 		return -ENOMEM;
 	h->pri = p;
 	p->dev_fd = -1;
-	int rc = ram_map_open(h->cfg.ram_path, h->cfg.ram_size, RAM_READ, &h->ram);
-	if (!rc)
-		rc = dirty_open((pid_t)h->cfg.vm_id, h->cfg.ram_path, h->cfg.ram_size, &h->trk);
-	if (!rc)
-		rc = dirty_set_new(h->npages, &h->dirty);
+	int rc = helper_open_vm(h, RAM_READ);
 	if (rc)
 		return rc;
 	p->dec = stream_dec_new(&h->id, STREAM_PRIMARY);

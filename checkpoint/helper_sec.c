@@ -76,11 +76,7 @@ int sec_init(struct helper *h)
 		return -ENOMEM;
 	h->sec = s;
 	s->load_fd = -1;
-	int rc = ram_map_open(h->cfg.ram_path, h->cfg.ram_size, RAM_WRITE, &h->ram);
-	if (!rc)
-		rc = dirty_open((pid_t)h->cfg.vm_id, h->cfg.ram_path, h->cfg.ram_size, &h->trk);
-	if (!rc)
-		rc = dirty_set_new(h->npages, &h->dirty);
+	int rc = helper_open_vm(h, RAM_WRITE);
 	if (rc)
 		return rc;
 	/* Forget what QEMU wrote before: the initial sync overwrites every page, and
