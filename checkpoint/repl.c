@@ -556,6 +556,13 @@ void repl_load_done(struct replicator *r, int err)
 	answer(r, ANS_LOAD, REPL_MSG_LOAD_DONE, err, 0);
 }
 
+/* Declared for the Xen backend's callers; the Xen helper protocol answers it (in progress). */
+void repl_logdirty_done(struct replicator *r, int err)
+{
+	(void)r;
+	(void)err;
+}
+
 int repl_failover(struct replicator *r)
 {
 	struct wr w;

@@ -38,6 +38,10 @@ struct replicator;
 
 enum repl_role { REPL_PRIMARY, REPL_SECONDARY };
 
+/* Which hypervisor runs the VM. QEMU: the helper is forked and copies RAM itself.
+ * Xen: the helper runs libxenguest (docs/xen.md); RAM travels in libxc's own stream. */
+enum repl_vm { REPL_VM_QEMU = 0, REPL_VM_XEN = 1 };
+
 /* Why replication stopped: the agent's state machine treats these differently. */
 enum repl_failure {
 	REPL_BROKEN_CHANNEL, /* peer unreachable or gone: fail over (secondary) / degrade (primary) */
@@ -48,6 +52,9 @@ enum repl_failure {
 
 struct repl_config {
 	enum repl_role role;
+	enum repl_vm vm;      /* REPL_VM_QEMU unless set */
+	uint32_t xen_domid;   /* Xen: the domain (ram_path and qemu_pid are then unused) */
+	const char *xen_helper; /* Xen: the helper program to exec; NULL = the default path */
 	const char *ram_path; /* the VM's RAM backend file */
 	uint64_t ram_size;    /* bytes; must equal the file's size */
 	int qemu_pid;         /* for dirty tracking (PAGEMAP_SCAN); from qmp_peer_pid() */
@@ -98,6 +105,10 @@ struct repl_ops {
 	/* Replication is over for this replicator. reason is one line for the log. */
 	void (*on_failed)(struct replicator *r, enum repl_failure why, const char *reason,
 			  void *arg);
+	/* Xen only (libxenguest's switch_qemu_logdirty): make the device model log (enable)
+	 * or stop logging its own writes to guest memory in Xen's dirty log: QMP
+	 * xen-set-global-dirty-log. Answer with repl_logdirty_done(). */
+	void (*on_logdirty)(struct replicator *r, bool enable, void *arg);
 };
 
 /* Fork the helper and start: the primary connects and begins the initial sync;
@@ -119,6 +130,8 @@ void repl_suspend_done(struct replicator *r, int err, uint64_t input_mark);
 void repl_suspend_stopped(struct replicator *r);
 void repl_resume_done(struct replicator *r, int err);
 void repl_load_done(struct replicator *r, int err);
+/* Xen: the answer to on_logdirty. */
+void repl_logdirty_done(struct replicator *r, int err);
 
 /* Secondary: the primary is gone (heartbeat); finish per the commit rule. */
 int repl_failover(struct replicator *r);

@@ -12,6 +12,7 @@ const struct colo_repl *colo_repl_engine(void)
 		.suspend_done = repl_suspend_done,
 		.resume_done = repl_resume_done,
 		.load_done = repl_load_done,
+		.logdirty_done = repl_logdirty_done,
 		.failover = repl_failover,
 		.free = repl_free,
 	};
