@@ -219,7 +219,7 @@ static void on_failed(struct replicator *r, enum repl_failure why, const char *r
 }
 
 static const struct repl_ops ops = { on_suspend, on_resume, on_load, on_committed, on_ready,
-				     on_failed };
+				     on_failed, NULL };
 
 static void run_until(struct bench *b, int pri, int sec)
 {

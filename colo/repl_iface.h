@@ -14,9 +14,9 @@ struct colo_repl {
 	void (*suspend_done)(struct replicator *r, int err, uint64_t input_mark);
 	void (*resume_done)(struct replicator *r, int err);
 	void (*load_done)(struct replicator *r, int err);
-	void (*logdirty_done)(struct replicator *r, int err);
 	int (*failover)(struct replicator *r);
 	void (*free)(struct replicator *r);
+	void (*logdirty_done)(struct replicator *r, int err); /* Xen only */
 };
 
 /* The engine in checkpoint/repl.c. */

@@ -452,9 +452,9 @@ static void failed(struct replicator *r, enum repl_failure why, const char *reas
 	fprintf(stderr, "    %s failed: %s\n", s->name, s->reason);
 }
 
-static const struct repl_ops pri_ops = { pri_suspend, pri_resume, NULL, committed, NULL, failed };
+static const struct repl_ops pri_ops = { pri_suspend, pri_resume, NULL, committed, NULL, failed, NULL };
 static const struct repl_ops sec_ops = { sec_suspend, NULL, sec_load, committed, failover_ready,
-					 failed };
+					 failed, NULL };
 
 /* ---- setup ----------------------------------------------------------------------------- */
 

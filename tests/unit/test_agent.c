@@ -84,7 +84,7 @@ static void fr_free(struct replicator *r)
 	FR.live = false;
 }
 static const struct colo_repl fake_repl = { fr_start, fr_checkpoint, fr_suspend_done,
-					    fr_resume_done, fr_load_done, fr_failover, fr_free };
+					    fr_resume_done, fr_load_done, fr_failover, fr_free, NULL };
 
 /* --- fake backend: every operation completes on the next loop round --------------- */
 

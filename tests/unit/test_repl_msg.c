@@ -324,7 +324,7 @@ static void a_failed(struct replicator *r, enum repl_failure why, const char *re
 	snprintf(a->reason, sizeof(a->reason), "%s", reason);
 }
 static const struct repl_ops agent_ops = { a_suspend, a_resume,  a_load,
-					   a_committed, a_ready, a_failed };
+					   a_committed, a_ready, a_failed, NULL };
 
 /* Run the script against repl.c; return what the agent saw. */
 static struct agent run_script(enum repl_role role, const char *want_reason)
