@@ -9,9 +9,10 @@ declare -A GROUPS_PKGS=(
   [libs]="libnl-3-dev libnl-nf-3-dev libnl-route-3-dev libyajl-dev libxen-dev libxxhash-dev"
   [test]="clang libclang-rt-14-dev python3"
   [rig-runtime]="iproute2 iptables iputils-ping kmod procps psmisc socat busybox-static cpio gzip xz-utils zstd qemu-system-data seabios"
+  [bench]="qemu-system-x86 gnuplot-nox"
   [rig-qemu-build]="dpkg-dev ninja-build meson libglib2.0-dev libpixman-1-dev flex bison python3-venv pkgconf zlib1g-dev libfdt-dev bzip2"
 )
-ORDER=(build libs test rig-runtime rig-qemu-build)
+ORDER=(build libs test rig-runtime bench rig-qemu-build)
 
 want=("$@")
 [ ${#want[@]} -eq 0 ] && want=("${ORDER[@]}")
