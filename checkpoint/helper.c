@@ -80,6 +80,8 @@ void helper_fail(struct helper *h, enum repl_failure why, const char *fmt, ...)
 	va_end(ap);
 	log_err("helper: replication stops (%s): %s", class_names[why], h->fail_reason);
 	helper_net_close(h);
+	if (h->role)
+		h->role->failing(h);
 }
 
 void helper_reject(struct helper *h, enum repl_failure why, uint32_t code, const char *fmt, ...)
@@ -132,7 +134,8 @@ void helper_peer_error(struct helper *h, uint32_t code, const char *reason)
  * failed) leaves no VM to fail over to. */
 static bool failover_wanted(const struct helper *h)
 {
-	return h->sec && sec_failover_requested(h) && h->fail_why != REPL_LOCAL_ERROR;
+	bool asked = h->role ? h->role->failover_requested(h) : h->sec && sec_failover_requested(h);
+	return asked && h->fail_why != REPL_LOCAL_ERROR;
 }
 
 int helper_open_vm(struct helper *h, enum ram_access access)
@@ -148,10 +151,13 @@ int helper_open_vm(struct helper *h, enum ram_access access)
 void helper_settle(struct helper *h)
 {
 	struct wr w;
-	if (!h->failing || h->done || h->owed != OWE_NONE)
+	if (!h->failing || h->done || h->owed != OWE_NONE || (h->role && h->role->busy(h)))
 		return;
 	if (failover_wanted(h)) {
-		sec_failover_ready(h);
+		if (h->role)
+			h->role->failover_ready(h);
+		else
+			sec_failover_ready(h);
 		return;
 	}
 	wr_init(&w);
@@ -169,6 +175,7 @@ static const enum owed answer_of[] = {
 	[REPL_MSG_SUSPEND_DONE] = OWE_SUSPEND,
 	[REPL_MSG_RESUME_DONE] = OWE_RESUME,
 	[REPL_MSG_LOAD_DONE] = OWE_LOAD,
+	[REPL_MSG_LOGDIRTY_DONE] = OWE_LOGDIRTY,
 };
 
 /* The agent broke the protocol: a bug on our side of the trust boundary. */
@@ -201,7 +208,9 @@ static void agent_message(struct helper *h, struct repl_msg *m)
 	} else if (h->failing && m->type != REPL_MSG_FAILOVER) {
 		return; /* CHECKPOINT racing with our FAILED: it is on its way */
 	}
-	if (h->pri)
+	if (h->role)
+		h->role->agent(h, m);
+	else if (h->pri)
 		pri_agent(h, m);
 	else
 		sec_agent(h, m);
@@ -234,7 +243,7 @@ static void agent_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 
 /* ---- main ------------------------------------------------------------------------- */
 
-static int read_start(int sock, struct repl_start *cfg)
+int helper_read_start(int sock, struct repl_start *cfg)
 {
 	struct repl_msg m;
 	char why[200];
@@ -280,11 +289,17 @@ static void helper_close(struct helper *h)
 	loop_free(h->loop);
 }
 
-static int run(struct helper *h)
+int helper_loop_init(struct helper *h)
 {
 	int rc = loop_new(&h->loop);
 	if (!rc)
 		rc = loop_add_fd(h->loop, h->agent, EPOLLIN, agent_cb, h);
+	return rc;
+}
+
+static int run(struct helper *h)
+{
+	int rc = helper_loop_init(h);
 	if (rc) {
 		log_err("helper: cannot set up its event loop: %s", strerror(-rc));
 		return 2;
@@ -304,7 +319,7 @@ static int run(struct helper *h)
 int repl_helper_main(int sock)
 {
 	struct helper h = { .agent = sock, .net = -1, .lfd = -1 };
-	if (read_start(sock, &h.cfg) < 0)
+	if (helper_read_start(sock, &h.cfg) < 0)
 		return 2;
 	/* Both helpers of a test or a demo log to one terminal: say which is which. */
 	log_init(h.cfg.role == REPL_PRIMARY ? "colo-helper-primary" : "colo-helper-secondary",

@@ -15,6 +15,7 @@
 #include "checkpoint/stream.h"
 
 struct addrinfo;
+struct helper;
 struct loop;
 struct pri;
 struct sec;
@@ -24,10 +25,28 @@ struct sec;
 #define HELPER_STREAM_HDR_LEN 40u
 
 /* The request the helper waits for the agent to answer (at most one). */
-enum owed { OWE_NONE, OWE_SUSPEND, OWE_RESUME, OWE_LOAD };
+enum owed { OWE_NONE, OWE_SUSPEND, OWE_RESUME, OWE_LOAD, OWE_LOGDIRTY };
+
+/* A replication engine other than the QEMU one (the Xen helper, xen/): its hooks
+ * replace pri_* / sec_* wherever helper.c and helper_net.c dispatch. NULL = QEMU. */
+struct helper_role {
+	void (*up)(struct helper *h);
+	void (*feed)(struct helper *h, const uint8_t *buf, size_t len);
+	void (*eof)(struct helper *h);
+	void (*drained)(struct helper *h);
+	void (*agent)(struct helper *h, const struct repl_msg *m);
+	/* true while the engine must still finish something (the commit rule, a VM to
+	 * resume) before FAILED may go out. */
+	bool (*busy)(const struct helper *h);
+	bool (*failover_requested)(const struct helper *h);
+	void (*failover_ready)(struct helper *h);
+	/* helper_fail() ran (the link is already closed): start winding down. */
+	void (*failing)(struct helper *h);
+};
 
 struct helper {
 	struct loop *loop;
+	const struct helper_role *role; /* NULL: the QEMU engine (pri / sec) */
 	int agent; /* our end of the socketpair (blocking sends) */
 	struct repl_start cfg;
 	struct stream_ident id;
@@ -60,6 +79,7 @@ struct helper {
 
 	struct pri *pri;
 	struct sec *sec;
+	void *role_data; /* the role's own state (role != NULL) */
 };
 
 /* helper.c ---------------------------------------------------------------------- */
@@ -90,6 +110,12 @@ void helper_settle(struct helper *h);
 int helper_open_vm(struct helper *h, enum ram_access access);
 /* Microseconds between two mono_ns() stamps (0 if they are out of order). */
 uint64_t helper_us(uint64_t from_ns, uint64_t to_ns);
+
+/* Read and check START (the first message). 0 or -EPROTO (logged). */
+int helper_read_start(int sock, struct repl_start *cfg);
+/* Create h->loop and watch the agent's channel (agent messages are dispatched to
+ * the role; FAILED settles from there). */
+int helper_loop_init(struct helper *h);
 
 /* helper_net.c ------------------------------------------------------------------ */
 

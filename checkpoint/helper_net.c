@@ -71,7 +71,9 @@ static int resolve(struct helper *h, bool passive, struct addrinfo **out)
 
 static void feed(struct helper *h, const uint8_t *buf, size_t len)
 {
-	if (h->pri)
+	if (h->role)
+		h->role->feed(h, buf, len);
+	else if (h->pri)
 		pri_feed(h, buf, len);
 	else
 		sec_feed(h, buf, len);
@@ -79,7 +81,9 @@ static void feed(struct helper *h, const uint8_t *buf, size_t len)
 
 static void eof(struct helper *h)
 {
-	if (h->pri)
+	if (h->role)
+		h->role->eof(h);
+	else if (h->pri)
 		pri_eof(h);
 	else
 		sec_eof(h);
@@ -142,7 +146,9 @@ int helper_net_send(struct helper *h)
 
 static void drained(struct helper *h)
 {
-	if (h->pri)
+	if (h->role)
+		h->role->drained(h);
+	else if (h->pri)
 		pri_drained(h);
 	else
 		sec_drained(h);
@@ -208,7 +214,9 @@ void helper_net_up(struct helper *h)
 		return;
 	}
 	log_info("helper: replication link to %s is up", h->peer_name);
-	if (h->pri)
+	if (h->role)
+		h->role->up(h);
+	else if (h->pri)
 		pri_up(h);
 	else
 		sec_up(h);

@@ -36,13 +36,14 @@ static const char *const state_names[] = { "starting", "syncing", "protected", "
 					   "failover", "done", "failed" };
 
 /* The answer the agent owes the helper. */
-enum answer { ANS_NONE, ANS_SUSPEND, ANS_RESUME, ANS_LOAD };
+enum answer { ANS_NONE, ANS_SUSPEND, ANS_RESUME, ANS_LOAD, ANS_LOGDIRTY };
 
 struct replicator {
 	struct loop *loop;
 	struct repl_ops ops;
 	void *arg;
 	enum repl_role role;
+	enum repl_vm vm;
 	enum repl_state st;
 	pid_t pid; /* 0 once reaped */
 	int sock;
@@ -265,6 +266,26 @@ static void on_resume(struct replicator *r, const struct repl_msg *m)
 	r->ops.on_resume(r, r->arg);
 }
 
+/* Xen (libxenguest's switch_qemu_logdirty): the primary's device model must log its
+ * own writes to guest memory while libxc tracks the domain's. */
+static void on_logdirty(struct replicator *r, const struct repl_msg *m)
+{
+	struct wr w;
+	if (r->vm != REPL_VM_XEN || r->role != REPL_PRIMARY || over(r) || r->st == RS_STARTING)
+		return violation(r, "LOGDIRTY to a %s %s helper in state %s", role_name(r),
+				 r->vm == REPL_VM_XEN ? "Xen" : "QEMU", state_names[r->st]);
+	r->owe = ANS_LOGDIRTY;
+	if (r->ops.on_logdirty)
+		return r->ops.on_logdirty(r, m->enable, r->arg);
+	/* No handler: libxenguest hears the failure and stops the save. */
+	log_err("repl primary: the agent has no on_logdirty handler; Xen replication cannot run");
+	r->owe = ANS_NONE;
+	wr_init(&w);
+	repl_msg_put_done(&w, REPL_MSG_LOGDIRTY_DONE, -EOPNOTSUPP, 0);
+	send_msg(r, &w);
+	wr_free(&w);
+}
+
 static void on_load(struct replicator *r, struct repl_msg *m)
 {
 	if (r->role != REPL_SECONDARY ||
@@ -319,6 +340,8 @@ static void on_message(struct replicator *r, struct repl_msg *m)
 		return on_resume(r, m);
 	case REPL_MSG_LOAD:
 		return on_load(r, m);
+	case REPL_MSG_LOGDIRTY:
+		return on_logdirty(r, m);
 	case REPL_MSG_COMMITTED:
 		return on_committed(r, m);
 	case REPL_MSG_FAILOVER_READY:
@@ -381,26 +404,36 @@ static void sock_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 
 /* ---- starting ---------------------------------------------------------------------------- */
 
+/* Xen: START's ram_path is only a label for log lines (libxc maps guest memory
+ * itself); vm_id is the domid. docs/helper-protocol.md §3. */
+#define XEN_RAM_LABEL "xen-domain"
+
 static int fill_start(const struct repl_config *cfg, struct repl_start *s)
 {
+	bool xen = cfg->vm == REPL_VM_XEN;
+	const char *path = xen && !cfg->ram_path ? XEN_RAM_LABEL : cfg->ram_path;
 	memset(s, 0, sizeof(*s));
-	if (!cfg->ram_path || !cfg->peer_host || strlen(cfg->ram_path) > REPL_PATH_MAX ||
-	    strlen(cfg->peer_host) > REPL_HOST_MAX || !cfg->ram_path[0] || !cfg->peer_host[0] ||
-	    !cfg->peer_port || cfg->qemu_pid <= 0 || !cfg->ram_size || cfg->ram_size % 4096 ||
-	    (cfg->role != REPL_PRIMARY && cfg->role != REPL_SECONDARY))
+	if ((cfg->vm != REPL_VM_QEMU && !xen) || !path || !cfg->peer_host ||
+	    strlen(path) > REPL_PATH_MAX ||
+	    strlen(cfg->peer_host) > REPL_HOST_MAX || !path[0] || !cfg->peer_host[0] ||
+	    !cfg->peer_port || (xen ? cfg->xen_domid == 0 : cfg->qemu_pid <= 0) || !cfg->ram_size ||
+	    cfg->ram_size % 4096 || (cfg->role != REPL_PRIMARY && cfg->role != REPL_SECONDARY))
 		return -EINVAL;
-	*s = (struct repl_start){ .role = cfg->role, .backend = REPL_BACKEND_QEMU,
-				  .vm_id = (uint32_t)cfg->qemu_pid,
+	*s = (struct repl_start){ .role = cfg->role,
+				  .backend = xen ? REPL_BACKEND_XEN : REPL_BACKEND_QEMU,
+				  .vm_id = xen ? cfg->xen_domid : (uint32_t)cfg->qemu_pid,
 				  .connect_timeout_ms = cfg->connect_timeout_ms,
 				  .ram_size = cfg->ram_size, .config_hash = cfg->config_hash,
 				  .peer_port = cfg->peer_port };
 	memcpy(s->peer_host, cfg->peer_host, strlen(cfg->peer_host));
-	memcpy(s->ram_path, cfg->ram_path, strlen(cfg->ram_path));
+	memcpy(s->ram_path, path, strlen(path));
 	return 0;
 }
 
-/* In the child: hold nothing of the agent's but stdio and our end, die with it. */
-static _Noreturn void child(int sock, pid_t parent, repl_helper_fn fn)
+/* In the child: hold nothing of the agent's but stdio and our end, die with it.
+ * exe: exec this program with the socketpair on fd 3 (the Xen helper, linked
+ * against libxenguest); NULL: run fn in the fork. */
+static _Noreturn void child(int sock, pid_t parent, repl_helper_fn fn, const char *exe)
 {
 	sigset_t all;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -416,11 +449,42 @@ static _Noreturn void child(int sock, pid_t parent, repl_helper_fn fn)
 	signal(SIGINT, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
 	signal(SIGCHLD, SIG_DFL);
+	if (exe) {
+		static const char *const lvl[] = { "debug", "info", "warn", "err" };
+		fcntl(3, F_SETFD, 0); /* the socketpair's CLOEXEC stays with the agent */
+		setenv("COLO_LOG_LEVEL", lvl[log_get_level()], 1);
+		execl(exe, exe, (char *)NULL);
+		log_err("repl: cannot run the Xen replication helper %s: %s; install it next to the agent or set its path",
+			exe, strerror(errno));
+		_exit(127);
+	}
 	log_init("colo-helper", log_get_level());
 	_exit(fn(3));
 }
 
-static int spawn(struct replicator *r, repl_helper_fn fn)
+/* The Xen helper's default path: colo-xen-helper next to our own binary. */
+static int xen_helper_path(const struct repl_config *cfg, char *out, size_t n)
+{
+	char self[4096];
+	if (cfg->xen_helper) {
+		if (strlen(cfg->xen_helper) >= n)
+			return -ENAMETOOLONG;
+		snprintf(out, n, "%s", cfg->xen_helper);
+		return 0;
+	}
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (len <= 0)
+		return -errno;
+	self[len] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	if ((size_t)snprintf(out, n, "%s/colo-xen-helper", self) >= n)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int spawn(struct replicator *r, repl_helper_fn fn, const char *exe)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -433,7 +497,7 @@ static int spawn(struct replicator *r, repl_helper_fn fn)
 		return rc;
 	}
 	if (pid == 0)
-		child(sv[1], parent, fn);
+		child(sv[1], parent, fn, exe);
 	close(sv[1]);
 	r->pid = pid;
 	r->sock = sv[0];
@@ -446,17 +510,22 @@ int repl_start_with(struct loop *loop, const struct repl_config *cfg, const stru
 {
 	struct repl_start start;
 	struct wr w;
+	char exe[4096];
 	int rc = fill_start(cfg, &start);
+	/* Xen's helper is exec'd (it links libxenguest); a test's fn stays a fork. */
+	bool exec_xen = cfg->vm == REPL_VM_XEN && fn == repl_helper_main;
+	if (!rc && exec_xen)
+		rc = xen_helper_path(cfg, exe, sizeof(exe));
 	if (rc)
 		return rc;
 	struct replicator *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	*r = (struct replicator){ .loop = loop, .ops = *ops, .arg = arg, .role = cfg->role,
-				  .sock = -1, .owed_fd = -1 };
+				  .vm = cfg->vm, .sock = -1, .owed_fd = -1 };
 	wr_init(&w);
 	repl_msg_put_start(&w, &start);
-	rc = spawn(r, fn);
+	rc = spawn(r, fn, exec_xen ? exe : NULL);
 	if (!rc)
 		rc = repl_msg_send(r->sock, &w, -1, MSG_DONTWAIT);
 	if (!rc)
@@ -468,7 +537,7 @@ int repl_start_with(struct loop *loop, const struct repl_config *cfg, const stru
 		return rc;
 	}
 	log_info("repl %s: helper pid %d started for %s (peer %s:%u)", role_name(r), (int)r->pid,
-		 cfg->ram_path, cfg->peer_host, cfg->peer_port);
+		 start.ram_path, cfg->peer_host, cfg->peer_port);
 	*out = r;
 	return 0;
 }
@@ -518,7 +587,7 @@ static void answer(struct replicator *r, enum answer what, uint16_t type, int er
 	close_owed(r);
 	if (what == ANS_SUSPEND)
 		r->t_suspended = mono_ns();
-	else
+	else if (what != ANS_LOGDIRTY)
 		r->t_running = mono_ns();
 	wr_init(&w);
 	repl_msg_put_done(&w, type, err < 0 ? err : err ? -EIO : 0, mark);
@@ -556,11 +625,9 @@ void repl_load_done(struct replicator *r, int err)
 	answer(r, ANS_LOAD, REPL_MSG_LOAD_DONE, err, 0);
 }
 
-/* Declared for the Xen backend's callers; the Xen helper protocol answers it (in progress). */
 void repl_logdirty_done(struct replicator *r, int err)
 {
-	(void)r;
-	(void)err;
+	answer(r, ANS_LOGDIRTY, REPL_MSG_LOGDIRTY_DONE, err, 0);
 }
 
 int repl_failover(struct replicator *r)

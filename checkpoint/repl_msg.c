@@ -34,6 +34,7 @@ static const struct msg_rule {
 	[REPL_MSG_LOAD_DONE] = { "LOAD_DONE", TO_H, 8, 8, 0, 0 },
 	[REPL_MSG_FAILOVER] = { "FAILOVER", TO_H, 0, 0, 0, 0 },
 	[REPL_MSG_STOPPED] = { "STOPPED", TO_H, 0, 0, 0, 0 },
+	[REPL_MSG_LOGDIRTY_DONE] = { "LOGDIRTY_DONE", TO_H, 8, 8, 0, 0 },
 	[REPL_MSG_SYNCING] = { "SYNCING", TO_A, 0, 0, 0, 0 },
 	[REPL_MSG_SUSPEND] = { "SUSPEND", TO_A, 8, 8, 0, 1 },
 	[REPL_MSG_RESUME] = { "RESUME", TO_A, 8, 8, 0, 0 },
@@ -41,6 +42,7 @@ static const struct msg_rule {
 	[REPL_MSG_COMMITTED] = { "COMMITTED", TO_A, REPL_STATS_FIELDS * 8, REPL_STATS_FIELDS * 8, 0, 0 },
 	[REPL_MSG_FAILOVER_READY] = { "FAILOVER_READY", TO_A, 0, 0, 0, 0 },
 	[REPL_MSG_FAILED] = { "FAILED", TO_A, 8 + 1, 8 + REPL_REASON_MAX, 0, 0 },
+	[REPL_MSG_LOGDIRTY] = { "LOGDIRTY", TO_A, 8, 8, 0, 0 },
 };
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
 
@@ -148,6 +150,17 @@ static int parse_load(struct rd *r, struct repl_msg *m, char *why, size_t n)
 	return 0;
 }
 
+static int parse_logdirty(struct rd *r, struct repl_msg *m, char *why, size_t n)
+{
+	uint32_t enable, rsv;
+	rd_be32(r, &enable);
+	rd_be32(r, &rsv);
+	if (enable > 1 || rsv)
+		return bad(why, n, "enable %u (0 or 1) or reserved 0x%x", enable, rsv);
+	m->enable = enable;
+	return 0;
+}
+
 static int parse_stats(struct rd *r, struct repl_stats *st)
 {
 	uint64_t v[REPL_STATS_FIELDS];
@@ -195,7 +208,10 @@ static int parse_body(struct rd *r, struct repl_msg *m, char *why, size_t n)
 		return 0;
 	case REPL_MSG_RESUME_DONE:
 	case REPL_MSG_LOAD_DONE:
+	case REPL_MSG_LOGDIRTY_DONE:
 		return parse_err(r, &m->done.err, why, n);
+	case REPL_MSG_LOGDIRTY:
+		return parse_logdirty(r, m, why, n);
 	case REPL_MSG_SUSPEND:
 	case REPL_MSG_RESUME:
 		rd_be64(r, &m->seq);
@@ -445,4 +461,12 @@ int repl_msg_recv(int sock, enum repl_dir dir, struct repl_msg *m, char *why, si
 	}
 	m->fd = nfds ? fds[0] : -1;
 	return 1;
+}
+
+void repl_msg_put_logdirty(struct wr *w, bool enable)
+{
+	size_t at = open_msg(w, REPL_MSG_LOGDIRTY);
+	wr_be32(w, enable ? 1 : 0);
+	wr_be32(w, 0);
+	close_msg(w, at);
 }

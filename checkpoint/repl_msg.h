@@ -34,6 +34,7 @@ enum repl_msg_type {
 	REPL_MSG_LOAD_DONE = 5,
 	REPL_MSG_FAILOVER = 6,
 	REPL_MSG_STOPPED = 7,
+	REPL_MSG_LOGDIRTY_DONE = 8, /* Xen: answer to LOGDIRTY */
 	/* helper -> agent */
 	REPL_MSG_SYNCING = 16,
 	REPL_MSG_SUSPEND = 17,
@@ -42,6 +43,7 @@ enum repl_msg_type {
 	REPL_MSG_COMMITTED = 20,
 	REPL_MSG_FAILOVER_READY = 21,
 	REPL_MSG_FAILED = 22,
+	REPL_MSG_LOGDIRTY = 23, /* Xen: libxenguest's switch_qemu_logdirty */
 };
 
 /* Which way a message travels; a message going the other way is rejected. */
@@ -74,6 +76,7 @@ struct repl_msg {
 			uint64_t input_mark; /* SUSPEND_DONE */
 		} done;
 		uint64_t seq; /* SUSPEND, RESUME */
+		bool enable;  /* LOGDIRTY */
 		struct {
 			uint64_t seq;
 			uint64_t input_mark;
@@ -102,6 +105,7 @@ void repl_msg_put_done(struct wr *w, uint16_t type, int err, uint64_t input_mark
 void repl_msg_put_seq(struct wr *w, uint16_t type, uint64_t seq);
 void repl_msg_put_load(struct wr *w, uint64_t seq, bool has_mark, uint64_t input_mark);
 void repl_msg_put_stats(struct wr *w, const struct repl_stats *st);
+void repl_msg_put_logdirty(struct wr *w, bool enable);
 void repl_msg_put_failed(struct wr *w, enum repl_failure why, const char *reason);
 
 /* Send the message(s) in w as one datagram with fd (-1: none). flags: MSG_DONTWAIT

@@ -25,7 +25,11 @@ static void encode(const struct repl_msg *m, struct wr *w)
 	case REPL_MSG_SUSPEND_DONE:
 	case REPL_MSG_RESUME_DONE:
 	case REPL_MSG_LOAD_DONE:
+	case REPL_MSG_LOGDIRTY_DONE:
 		repl_msg_put_done(w, m->type, m->done.err, m->done.input_mark);
+		break;
+	case REPL_MSG_LOGDIRTY:
+		repl_msg_put_logdirty(w, m->enable);
 		break;
 	case REPL_MSG_SUSPEND:
 	case REPL_MSG_RESUME:

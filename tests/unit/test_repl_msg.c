@@ -45,8 +45,12 @@ static enum repl_dir sample(uint16_t type, struct wr *w)
 		return REPL_TO_HELPER;
 	case REPL_MSG_RESUME_DONE:
 	case REPL_MSG_LOAD_DONE:
+	case REPL_MSG_LOGDIRTY_DONE:
 		repl_msg_put_done(w, type, 0, 0);
 		return REPL_TO_HELPER;
+	case REPL_MSG_LOGDIRTY:
+		repl_msg_put_logdirty(w, true);
+		return REPL_TO_AGENT;
 	case REPL_MSG_CHECKPOINT:
 	case REPL_MSG_FAILOVER:
 	case REPL_MSG_STOPPED:
@@ -73,7 +77,7 @@ static enum repl_dir sample(uint16_t type, struct wr *w)
 
 static const uint16_t all_types[] = { REPL_MSG_START, REPL_MSG_CHECKPOINT, REPL_MSG_SUSPEND_DONE,
 				      REPL_MSG_RESUME_DONE, REPL_MSG_LOAD_DONE, REPL_MSG_FAILOVER,
-				      REPL_MSG_STOPPED,
+				      REPL_MSG_STOPPED, REPL_MSG_LOGDIRTY_DONE, REPL_MSG_LOGDIRTY,
 				      REPL_MSG_SYNCING, REPL_MSG_SUSPEND, REPL_MSG_RESUME,
 				      REPL_MSG_LOAD, REPL_MSG_COMMITTED, REPL_MSG_FAILOVER_READY,
 				      REPL_MSG_FAILED };
@@ -117,6 +121,8 @@ static void test_round_trip_every_message(void)
 			CHECK(strcmp(m.failed.reason, "checksum mismatch") == 0);
 		} else if (m.type == REPL_MSG_SUSPEND || m.type == REPL_MSG_RESUME) {
 			CHECK_EQ(m.seq, 5);
+		} else if (m.type == REPL_MSG_LOGDIRTY) {
+			CHECK(m.enable);
 		}
 		wr_free(&w);
 	}
