@@ -15,8 +15,10 @@
 /* How long shutdown waits for a VM operation (e.g. resuming a stopped primary). */
 #define AGENT_EXIT_GRACE_MS 3000
 
-int agent_check_vm(const struct agent_config *cfg, const struct backend_info *vm, char *err,
-		   size_t len)
+/* qemu: --ram-size, QEMU's RAM size and the RAM file agree (on Xen guest RAM is the
+ * hypervisor's: there is neither a file nor a size from QEMU to compare). */
+static int check_ram(const struct agent_config *cfg, const struct backend_info *vm, char *err,
+		     size_t len)
 {
 	struct stat st;
 	if (cfg->ram_size && cfg->ram_size != vm->ram_size) {
@@ -36,6 +38,15 @@ int agent_check_vm(const struct agent_config *cfg, const struct backend_info *vm
 			 cfg->qmp_socket, vm->ram_size);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int agent_check_vm(const struct agent_config *cfg, const struct backend_info *vm, char *err,
+		   size_t len)
+{
+	bool xen = cfg->backend == BACKEND_XEN;
+	if (!xen && check_ram(cfg, vm, err, len) < 0)
+		return -EINVAL;
 	if (cfg->role == ROLE_PRIMARY && !vm->running) {
 		snprintf(err, len, "the primary VM is not running (QEMU status: %s); start it first "
 			 "(or `cont` it)", vm->status);
@@ -43,15 +54,17 @@ int agent_check_vm(const struct agent_config *cfg, const struct backend_info *vm
 	}
 	if (cfg->role == ROLE_SECONDARY && (vm->running || (strcmp(vm->status, "prelaunch") &&
 							    strcmp(vm->status, "paused")))) {
-		snprintf(err, len, "the secondary VM must wait paused (QEMU -S) until the initial "
-			 "synchronisation, but its status is %s", vm->status);
+		snprintf(err, len, "the secondary VM must wait paused (%s) until the initial "
+			 "synchronisation, but its status is %s", xen ? "`xl create -p`, not unpaused"
+			 : "QEMU -S", vm->status);
 		return -EINVAL;
 	}
 	/* Unfixed QEMU aborts in xen-load-devices-state (docs/qmp.md, the yank crash). */
 	if (cfg->role == ROLE_SECONDARY && !strstr(vm->version, "colo")) {
 		snprintf(err, len, "QEMU %s lacks the xen-load-devices-state fix (its package name "
-			 "has no 'colo'): the first checkpoint would crash it; use the rig's QEMU "
-			 "(tests/rig/build-qemu.sh)", vm->version);
+			 "has no 'colo'): the first checkpoint would crash it; use %s", vm->version,
+			 xen ? "a fixed device model (docs/xen.md)"
+			     : "the rig's QEMU (tests/rig/build-qemu.sh)");
 		return -EINVAL;
 	}
 	return 0;
@@ -162,6 +175,7 @@ void agent_free(struct agent *a)
 	repl_end(a);
 	fence_end(a);
 	peer_end(a);
+	backend_cancel(a->be); /* the backend outlives us: its replies must not reach our chains */
 	vm_chains_free(a);
 	if (a->state_timer)
 		loop_timer_cancel(a->loop, a->state_timer);

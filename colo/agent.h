@@ -88,7 +88,9 @@ struct colo_net_hooks {
 };
 
 struct agent_deps {
-	struct backend *backend;	   /* opened and probed; the agent does not free it */
+	/* opened and probed; the agent does not free it (agent_free() cancels what it
+	 * left unfinished on it, so the backend may outlive the agent) */
+	struct backend *backend;
 	const struct backend_info *vm;	   /* the probe's result */
 	const struct colo_repl *repl;	   /* the replicator's verbs (repl_iface.h) */
 	const struct colo_net_hooks *net;  /* NULL: none */

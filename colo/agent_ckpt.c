@@ -131,7 +131,15 @@ void ckpt_committed(struct agent *a, const struct repl_stats *st)
 		a->stats.last_seq = st->seq;
 	} else {
 		stats_commit(&a->stats, st, now);
+		if (a->cfg.role == ROLE_PRIMARY)
+			log_info("checkpoint %" PRIu64 " committed: reason %s pause %.3f ms (suspend %.3f, "
+				 "capture %.3f) transfer %.3f ms pages %" PRIu64 " bytes %" PRIu64,
+				 st->seq, ckpt_reason_name(a->cur_reason), (double)st->pause_us / 1000.0,
+				 (double)st->suspend_us / 1000.0, (double)st->capture_us / 1000.0,
+				 (double)st->transfer_us / 1000.0, st->pages_sent + st->zero_pages,
+				 st->bytes_sent);
 	}
+	vm_disk_check(a); /* Xen disk replication: its errors are silent until asked */
 	if (a->cfg.role == ROLE_PRIMARY) {
 		a->ckpt_in_flight = false;
 		a->ckpt_done = a->ckpt_started;

@@ -34,6 +34,7 @@ enum agent_event {
 	EV_REPL_COMMITTED,
 	EV_REPL_FAILOVER_READY,
 	EV_REPL_FAILED,
+	EV_REPL_LOGDIRTY,
 	EV_CHECKPOINT,
 	EV_CTL_FAILOVER,
 	EV_FENCE_OK,
@@ -41,6 +42,7 @@ enum agent_event {
 	EV_VM_DONE,
 	EV_VM_ERROR,
 	EV_VM_GONE,
+	EV_DISK_ERROR,
 	EV_TIMEOUT,
 	EV_SHUTDOWN,
 	EV__COUNT
@@ -57,20 +59,27 @@ struct fsm_ev {
 	enum ckpt_reason ckpt;		 /* checkpoint */
 	bool confirm_fenced;		 /* ctl-failover */
 	bool timer;			 /* checkpoint: from our own timer */
+	bool enable;			 /* repl-logdirty */
 	/* out: set by the FSM when it refuses a request (checkpoint, ctl-failover) */
 	int refused;
 	char answer[200];
 };
 
-/* A sequence of VM operations started by one decision (agent_vm.c). */
+/* A sequence of VM operations started by one decision (agent_vm.c). The DISK_ and
+ * LOGDIRTY steps are the Xen backend's (docs/xen.md). */
 enum vm_step { STEP_NONE, STEP_STOP, STEP_SAVE, STEP_LOAD, STEP_RESUME, STEP_GO_LIVE,
-	       STEP_ANNOUNCE };
-enum vm_answer { ANS_NONE, ANS_SUSPEND, ANS_RESUME, ANS_LOAD, ANS_TAKEOVER };
+	       STEP_ANNOUNCE, STEP_LOGDIRTY_ON, STEP_LOGDIRTY_OFF, STEP_DISK_START,
+	       STEP_DISK_STOP, STEP_DISK_FAILOVER, STEP_DISK_CKPT, STEP_DISK_STATUS,
+	       STEP__COUNT };
+/* ANS_EVENT: vm-done / vm-error to the state machine; ANS_DISK: disk-error on failure. */
+enum vm_answer { ANS_NONE, ANS_SUSPEND, ANS_RESUME, ANS_LOAD, ANS_EVENT, ANS_LOGDIRTY,
+		 ANS_DISK };
+#define VM_CHAIN_STEPS 6 /* the longest chain and its STEP_NONE */
 
 struct vm_chain {
 	struct agent *a;
 	TAILQ_ENTRY(vm_chain) link;
-	enum vm_step steps[4];
+	enum vm_step steps[VM_CHAIN_STEPS];
 	int next;
 	int fd;
 	enum vm_answer answer;
@@ -131,7 +140,11 @@ void agent_event(struct agent *a, enum agent_event type, const char *reason);
 int vm_suspend(struct agent *a, int save_fd);	/* stop (+ save): then suspend_done */
 int vm_resume_answer(struct agent *a);		/* cont: then resume_done */
 int vm_load(struct agent *a, int load_fd);	/* load + cont: then load_done */
-int vm_takeover(struct agent *a);		/* cont, go live, announce: vm-done */
+int vm_takeover(struct agent *a);		/* (disk failover,) cont, go live, announce: vm-done */
+int vm_logdirty(struct agent *a, bool enable);	/* then logdirty_done */
+int vm_disk_start(struct agent *a);		/* primary, before syncing: vm-done / vm-error */
+void vm_disk_stop(struct agent *a);		/* primary degraded: log the outcome */
+void vm_disk_check(struct agent *a);		/* query the status: disk-error on trouble */
 void vm_stop_quietly(struct agent *a, const char *why);	 /* stop, log the outcome */
 void vm_resume_if_stopped(struct agent *a, const char *why);
 void vm_chains_free(struct agent *a);
@@ -142,6 +155,7 @@ int repl_begin(struct agent *a);	/* start the replicator for our role */
 void repl_end(struct agent *a);		/* free it (no callbacks afterwards) */
 void repl_refuse(struct agent *a, enum agent_event type, const char *why);
 int repl_do_failover(struct agent *a);
+void repl_answer_logdirty(struct agent *a, int err);
 
 /* agent_peer.c */
 int peer_begin(struct agent *a);	/* the heartbeat */

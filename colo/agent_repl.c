@@ -91,6 +91,19 @@ static void on_failed(struct replicator *r, enum repl_failure why, const char *r
 		repl_end(a);
 }
 
+/* Xen (libxenguest's switch_qemu_logdirty): answered by the VM chain. */
+static void on_logdirty(struct replicator *r, bool enable, void *arg)
+{
+	struct agent *a = ours(r, arg);
+	if (!a)
+		return;
+	struct fsm_ev ev = { .type = EV_REPL_LOGDIRTY, .fd = -1, .enable = enable,
+			     .reason = enable ? "the replicator asks for the device model's dirty log"
+					      : "the replicator is done with the device model's "
+						"dirty log" };
+	agent_fsm(a, &ev);
+}
+
 static const struct repl_ops ops = {
 	.on_suspend = on_suspend,
 	.on_resume = on_resume,
@@ -98,13 +111,18 @@ static const struct repl_ops ops = {
 	.on_committed = on_committed,
 	.on_failover_ready = on_failover_ready,
 	.on_failed = on_failed,
+	.on_logdirty = on_logdirty,
 };
 
 int repl_begin(struct agent *a)
 {
 	struct repl_config rc = {
 		.role = a->cfg.role == ROLE_PRIMARY ? REPL_PRIMARY : REPL_SECONDARY,
-		.ram_path = a->cfg.ram_file,
+		.vm = a->cfg.backend == BACKEND_XEN ? REPL_VM_XEN : REPL_VM_QEMU,
+		.xen_domid = a->cfg.domid,
+		.xen_helper = a->cfg.xen_helper[0] ? a->cfg.xen_helper : NULL,
+		/* Xen: libxc maps the domain's memory itself; there is no RAM file. */
+		.ram_path = a->cfg.backend == BACKEND_XEN ? NULL : a->cfg.ram_file,
 		.ram_size = a->vm.ram_size,
 		.qemu_pid = a->vm.pid,
 		.config_hash = a->vm.config_hash,
@@ -145,6 +163,20 @@ void repl_refuse(struct agent *a, enum agent_event type, const char *state)
 		a->rops->resume_done(a->repl, -EPROTO);
 	else if (type == EV_REPL_LOAD)
 		a->rops->load_done(a->repl, -EPROTO);
+	else if (type == EV_REPL_LOGDIRTY)
+		repl_answer_logdirty(a, -EPROTO);
+}
+
+void repl_answer_logdirty(struct agent *a, int err)
+{
+	if (!a->repl)
+		return;
+	if (!a->rops->logdirty_done) {
+		log_err("%s: the replicator asked for the device model's dirty log but cannot take "
+			"the answer (a bug in the replicator table)", role_name(a->cfg.role));
+		return;
+	}
+	a->rops->logdirty_done(a->repl, err);
 }
 
 int repl_do_failover(struct agent *a)

@@ -76,6 +76,44 @@ int backend_announce(struct backend *b, backend_done_cb cb, void *arg)
 	return b->gone ? -ENOTCONN : b->ops->announce(b, cb, arg);
 }
 
+int backend_set_global_dirty_log(struct backend *b, bool enable, backend_done_cb cb, void *arg)
+{
+	if (!b->ops->set_global_dirty_log)
+		return -EOPNOTSUPP;
+	return b->gone ? -ENOTCONN : b->ops->set_global_dirty_log(b, enable, cb, arg);
+}
+
+int backend_set_disk_replication(struct backend *b, bool enable, bool primary, bool failover,
+				 backend_done_cb cb, void *arg)
+{
+	if (!b->ops->set_disk_replication)
+		return -EOPNOTSUPP;
+	if (enable && failover)
+		return -EINVAL;
+	return b->gone ? -ENOTCONN : b->ops->set_disk_replication(b, enable, primary, failover, cb,
+								   arg);
+}
+
+int backend_disk_replication_status(struct backend *b, backend_done_cb cb, void *arg)
+{
+	if (!b->ops->disk_replication_status)
+		return -EOPNOTSUPP;
+	return b->gone ? -ENOTCONN : b->ops->disk_replication_status(b, cb, arg);
+}
+
+int backend_disk_checkpoint(struct backend *b, backend_done_cb cb, void *arg)
+{
+	if (!b->ops->disk_checkpoint)
+		return -EOPNOTSUPP;
+	return b->gone ? -ENOTCONN : b->ops->disk_checkpoint(b, cb, arg);
+}
+
+void backend_cancel(struct backend *b)
+{
+	if (b->ops->cancel)
+		b->ops->cancel(b);
+}
+
 void backend_free(struct backend *b)
 {
 	if (!b)

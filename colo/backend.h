@@ -1,6 +1,7 @@
 /* backend.h - the VM operations the agent needs, behind one interface: the qemu backend
- * (backend_qemu.c, over QMP) runs here; a Xen backend and the unit tests' fakes plug in
- * through struct backend_ops. Dirty logging and the RAM mapping are checkpoint/'s
+ * (backend_qemu.c, over QMP), the Xen backend (backend_xen.c: a Xen HVM domain's device
+ * model, also over QMP; docs/xen.md) and the unit tests' fakes plug in through struct
+ * backend_ops. Dirty logging and the RAM mapping are checkpoint/'s
  * (dirty.h, ram.h): they need only backend_info's pid, RAM size and RAM file.
  *
  * Asynchronous, like everything on the agent's loop: a verb returns 0 and later calls
@@ -8,7 +9,7 @@
  * and never calls it. Operations run in the order they were issued (QMP keeps order),
  * so `stop; save; cont` issued back to back happen in that order.
  *
- * Lifecycle: backend_qemu_open() (or backend_new() for other implementations)
+ * Lifecycle: backend_qemu_open() / backend_xen_open() (or backend_new() for others)
  *   -> backend_probe() once: checks the VM and fills struct backend_info
  *   -> stop/resume/save/load/announce, any number, any order
  *   -> backend_free(): legal at any time, also inside a callback; unfinished
@@ -57,6 +58,14 @@ struct backend_ops {
 	int (*load_devices)(struct backend *b, int fd, backend_done_cb cb, void *arg);
 	int (*announce)(struct backend *b, backend_done_cb cb, void *arg);
 	void (*destroy)(struct backend *b);
+	/* Xen only: NULL elsewhere (the verbs below then return -EOPNOTSUPP). */
+	int (*set_global_dirty_log)(struct backend *b, bool enable, backend_done_cb cb, void *arg);
+	int (*set_disk_replication)(struct backend *b, bool enable, bool primary, bool failover,
+				    backend_done_cb cb, void *arg);
+	int (*disk_replication_status)(struct backend *b, backend_done_cb cb, void *arg);
+	int (*disk_checkpoint)(struct backend *b, backend_done_cb cb, void *arg);
+	/* Optional: backend_cancel(). */
+	void (*cancel)(struct backend *b);
 };
 
 int backend_new(const struct backend_ops *ops, void *priv, struct backend **out);
@@ -68,6 +77,15 @@ void backend_notify_gone(struct backend *b, int err, const char *why);
  * behind it), -ENOTSOCK, ... right away; a peer that does not speak QMP fails the
  * probe. Nothing is sent to QEMU but queries until the probe succeeded. */
 int backend_qemu_open(struct loop *loop, const char *qmp_path, struct backend **out);
+
+/* A Xen HVM domain's device model (QEMU started by libxl) on a QMP socket reserved for
+ * this agent (not libxl's own qmp-libxl-<domid>: QEMU serves one client per socket).
+ * One connection for the agent's life. domid is recorded for messages; ram_size (0:
+ * unknown) is reported by the probe, since QEMU does not own a Xen guest's RAM. The
+ * probe asks query-version, query-status, the machine type and query-pci. Errors as
+ * backend_qemu_open(). */
+int backend_xen_open(struct loop *loop, const char *qmp_path, uint32_t domid, uint64_t ram_size,
+		     struct backend **out);
 
 void backend_set_handlers(struct backend *b, const struct backend_handlers *h);
 const char *backend_name(const struct backend *b);
@@ -84,5 +102,25 @@ int backend_load_devices(struct backend *b, int fd, backend_done_cb cb, void *ar
 /* Tell the network where the VM now is (gratuitous ARP / RARP for its NICs). */
 int backend_announce(struct backend *b, backend_done_cb cb, void *arg);
 void backend_free(struct backend *b);
+/* Forget the callbacks of every unfinished operation: they still run to completion
+ * in QEMU but call nobody (for a caller that goes away before the backend does). */
+void backend_cancel(struct backend *b);
+
+/* Xen only (-EOPNOTSUPP elsewhere). */
+/* xen-set-global-dirty-log: QEMU logs (or stops logging) its own writes to guest RAM
+ * in Xen's dirty log (libxenguest's switch_qemu_logdirty). */
+int backend_set_global_dirty_log(struct backend *b, bool enable, backend_done_cb cb, void *arg);
+/* xen-set-replication: QEMU's block replication (COLO disks). failover only with
+ * !enable (-EINVAL otherwise, as QEMU refuses it): on the secondary it keeps the
+ * writes since the last checkpoint and lets the disk run on alone. */
+int backend_set_disk_replication(struct backend *b, bool enable, bool primary, bool failover,
+				 backend_done_cb cb, void *arg);
+/* query-xen-replication-status, checked: err 0 healthy; -EIO when QEMU reports a
+ * replication error (why carries its description); -EPROTO when the reply is not
+ * {error: bool, desc?: str}; other errors as any command. */
+int backend_disk_replication_status(struct backend *b, backend_done_cb cb, void *arg);
+/* xen-colo-do-checkpoint: the secondary's disk drops its writes since the last
+ * checkpoint (with the VM stopped, after the device state is loaded). */
+int backend_disk_checkpoint(struct backend *b, backend_done_cb cb, void *arg);
 
 #endif

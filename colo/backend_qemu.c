@@ -1,4 +1,5 @@
 /* backend_qemu.c - the qemu backend: VM operations as QMP commands (docs/qmp.md).
+ * backend_xen.c reuses the connection and these operations (backend_qemu_int.h).
  *
  * An operation is one or more pipelined QMP commands; it completes when the last one
  * has answered, with the first error. The probe and the configuration hash are in
@@ -110,8 +111,8 @@ int qop_issued(struct qop *op)
 	return r;
 }
 
-static int simple(struct backend *b, const char *what, const char *cmd, struct qmp_args *args,
-		  backend_done_cb cb, void *arg)
+int qbe_simple(struct backend *b, const char *what, const char *cmd, struct qmp_args *args,
+	       backend_done_cb cb, void *arg)
 {
 	struct qbe *q = backend_priv(b);
 	struct qop *op = qop_new(q, what, cb, arg);
@@ -123,18 +124,18 @@ static int simple(struct backend *b, const char *what, const char *cmd, struct q
 	return qop_issued(op);
 }
 
-static int qbe_stop(struct backend *b, backend_done_cb cb, void *arg)
+int qbe_stop(struct backend *b, backend_done_cb cb, void *arg)
 {
-	return simple(b, "stop", "stop", NULL, cb, arg);
+	return qbe_simple(b, "stop", "stop", NULL, cb, arg);
 }
 
-static int qbe_resume(struct backend *b, backend_done_cb cb, void *arg)
+int qbe_resume(struct backend *b, backend_done_cb cb, void *arg)
 {
-	return simple(b, "resume (cont)", "cont", NULL, cb, arg);
+	return qbe_simple(b, "resume (cont)", "cont", NULL, cb, arg);
 }
 
 /* QEMU's own migration announce defaults (announce-initial/max/rounds/step). */
-static int qbe_announce(struct backend *b, backend_done_cb cb, void *arg)
+int qbe_announce(struct backend *b, backend_done_cb cb, void *arg)
 {
 	struct qmp_args *a = qmp_args_new();
 	if (!a)
@@ -143,7 +144,7 @@ static int qbe_announce(struct backend *b, backend_done_cb cb, void *arg)
 	qmp_args_int(a, "max", 550);
 	qmp_args_int(a, "rounds", 5);
 	qmp_args_int(a, "step", 100);
-	return simple(b, "announce-self", "announce-self", a, cb, arg);
+	return qbe_simple(b, "announce-self", "announce-self", a, cb, arg);
 }
 
 /* QEMU opens /dev/fdset/N by the member whose access mode matches exactly; an O_RDWR
@@ -211,12 +212,12 @@ out:
 	return r;
 }
 
-static int qbe_save(struct backend *b, int fd, backend_done_cb cb, void *arg)
+int qbe_save(struct backend *b, int fd, backend_done_cb cb, void *arg)
 {
 	return devstate(b, fd, true, cb, arg);
 }
 
-static int qbe_load(struct backend *b, int fd, backend_done_cb cb, void *arg)
+int qbe_load(struct backend *b, int fd, backend_done_cb cb, void *arg)
 {
 	return devstate(b, fd, false, cb, arg);
 }
@@ -229,7 +230,17 @@ static void on_broken(struct qmp *c, int err, const char *why, void *arg)
 	backend_notify_gone(q->b, err, msg);
 }
 
-static void qbe_destroy(struct backend *b)
+void qbe_cancel(struct backend *b)
+{
+	struct qbe *q = backend_priv(b);
+	struct qop *op;
+	TAILQ_FOREACH(op, &q->ops, link) {
+		op->cb = NULL; /* qop_account() then completes it silently */
+		op->finish = NULL;
+	}
+}
+
+void qbe_destroy(struct backend *b)
 {
 	struct qbe *q = backend_priv(b);
 	struct qop *op;
@@ -251,9 +262,11 @@ static const struct backend_ops qemu_ops = {
 	.load_devices = qbe_load,
 	.announce = qbe_announce,
 	.destroy = qbe_destroy,
+	.cancel = qbe_cancel,
 };
 
-int backend_qemu_open(struct loop *loop, const char *qmp_path, struct backend **out)
+int qbe_open(struct loop *loop, const char *qmp_path, const struct backend_ops *ops,
+	     struct qbe **out)
 {
 	struct qbe *q = calloc(1, sizeof(*q));
 	struct backend *b = NULL;
@@ -262,7 +275,7 @@ int backend_qemu_open(struct loop *loop, const char *qmp_path, struct backend **
 		goto out;
 	TAILQ_INIT(&q->ops);
 	snprintf(q->path, sizeof(q->path), "%s", qmp_path);
-	r = backend_new(&qemu_ops, q, &b);
+	r = backend_new(ops, q, &b);
 	if (r < 0)
 		goto out;
 	q->b = b;
@@ -270,12 +283,21 @@ int backend_qemu_open(struct loop *loop, const char *qmp_path, struct backend **
 	r = qmp_connect(loop, qmp_path, &h, &q->qmp);
 	if (r < 0)
 		goto out;
-	*out = b;
+	*out = q;
 	return 0;
 out:
 	if (b)
 		backend_free(b); /* frees q through destroy */
 	else
 		free(q);
+	return r;
+}
+
+int backend_qemu_open(struct loop *loop, const char *qmp_path, struct backend **out)
+{
+	struct qbe *q;
+	int r = qbe_open(loop, qmp_path, &qemu_ops, &q);
+	if (r == 0)
+		*out = q->b;
 	return r;
 }

@@ -192,16 +192,22 @@ static int cmp_line(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
-/* The canonical text: one fact per line, PCI functions sorted. */
-static char *config_text(struct probe_data *p)
+/* The canonical text: one fact per line, PCI functions sorted. On Xen the vCPUs and
+ * guest RAM are the hypervisor's, not QEMU's: the RAM line is the configured size
+ * (--ram-size, 0 if not given) and the domid stays out (the two domains differ). */
+static char *config_text(const struct qbe *q, struct probe_data *p)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	if (!f)
 		return NULL;
-	fprintf(f, "colo-config 1\nmachine %s\ncpus %" PRId64 " %s\nram %" PRId64 " %" PRId64 "\n",
-		p->machine, p->ncpus, p->cpu_type, p->base_mem, p->plugged_mem);
+	if (q->xen)
+		fprintf(f, "colo-config 1\nbackend xen\nmachine %s\nram %" PRIu64 "\n", p->machine,
+			q->xen_ram_size);
+	else
+		fprintf(f, "colo-config 1\nmachine %s\ncpus %" PRId64 " %s\nram %" PRId64 " %" PRId64
+			"\n", p->machine, p->ncpus, p->cpu_type, p->base_mem, p->plugged_mem);
 	qsort(p->pci, p->npci, sizeof(p->pci[0]), cmp_line);
 	for (size_t i = 0; i < p->npci; i++)
 		fputs(p->pci[i], f);
@@ -219,7 +225,7 @@ static void probe_finish(struct qop *op)
 	struct backend_info *in = &q->info;
 	if (!op->err) {
 		free(q->config_text);
-		q->config_text = config_text(p);
+		q->config_text = config_text(q, p);
 		if (!q->config_text)
 			qop_fail(op, -ENOMEM, "out of memory");
 	}
@@ -227,7 +233,8 @@ static void probe_finish(struct qop *op)
 		snprintf(in->status, sizeof(in->status), "%s", p->status);
 		snprintf(in->version, sizeof(in->version), "%s", p->version);
 		in->running = p->running;
-		in->ram_size = (uint64_t)p->base_mem + (uint64_t)p->plugged_mem;
+		in->ram_size = q->xen ? q->xen_ram_size
+				      : (uint64_t)p->base_mem + (uint64_t)p->plugged_mem;
 		in->pid = qmp_peer_pid(q->qmp);
 		in->config_text = q->config_text;
 		in->config_hash = XXH3_64bits(q->config_text, strlen(q->config_text));
@@ -270,9 +277,11 @@ int qbe_probe(struct backend *b, backend_probe_cb cb, void *arg)
 	/* All pipelined: one round trip's worth of waiting. */
 	qop_exec(op, "query-version", NULL, -1, QBE_TIMEOUT_MS, on_version);
 	qop_exec(op, "query-status", NULL, -1, QBE_TIMEOUT_MS, on_status);
-	qop_exec(op, "query-memory-size-summary", NULL, -1, QBE_TIMEOUT_MS, on_memsize);
+	if (!q->xen)
+		qop_exec(op, "query-memory-size-summary", NULL, -1, QBE_TIMEOUT_MS, on_memsize);
 	qop_exec(op, "qom-get", mt, -1, QBE_TIMEOUT_MS, on_machine);
-	qop_exec(op, "query-cpus-fast", NULL, -1, QBE_TIMEOUT_MS, on_cpus);
+	if (!q->xen)
+		qop_exec(op, "query-cpus-fast", NULL, -1, QBE_TIMEOUT_MS, on_cpus);
 	qop_exec(op, "query-pci", NULL, -1, QBE_TIMEOUT_MS, on_pci);
 	return qop_issued(op);
 }

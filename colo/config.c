@@ -11,7 +11,7 @@
 #include <string.h>
 
 enum opt_kind { OPT_ROLE, OPT_STR, OPT_SOCK, OPT_SIZE, OPT_MS, OPT_COUNT, OPT_ADDR,
-		OPT_LEVEL, OPT_CONFIG, OPT_HELP, OPT_FLAG };
+		OPT_LEVEL, OPT_CONFIG, OPT_HELP, OPT_FLAG, OPT_BACKEND, OPT_DOMID, OPT_ONOFF };
 
 struct opt_def {
 	const char *name;
@@ -34,12 +34,23 @@ static const struct opt_def opts[] = {
 	  "primary or secondary" },
 	{ "config", OPT_CONFIG, 0, 0, 0, 0, 0, "FILE", "(none)",
 	  "read `name = value` lines (these option names) first; the command line wins" },
+	{ "backend", OPT_BACKEND, F(backend), 0, 0, 0, "qemu|xen", "qemu",
+	  "what runs the VM: QEMU/KVM, or a Xen HVM domain (docs/xen.md)" },
 	{ "qmp-socket", OPT_SOCK, F(qmp_socket), 0, 0, 0, "PATH", CONFIG_DEFAULT_QMP,
-	  "QEMU's QMP unix socket (a -qmp socket reserved for this agent)" },
-	{ "ram-file", OPT_STR, F(ram_file), 0, 0, 0, "PATH", "(required)",
-	  "the VM's RAM backend file (memory-backend-file mem-path, share=on)" },
-	{ "ram-size", OPT_SIZE, F(ram_size), 0, 0, 0, "SIZE", "0 (ask QEMU)",
-	  "guest RAM in bytes (K/M/G suffixes); refused unless QEMU and the file agree" },
+	  "QEMU's QMP unix socket (a -qmp socket reserved for this agent; on Xen the device "
+	  "model's, not libxl's qmp-libxl-<domid>)" },
+	{ "ram-file", OPT_STR, F(ram_file), 0, 0, 0, "PATH", "(required for qemu)",
+	  "the VM's RAM backend file (memory-backend-file mem-path, share=on); qemu only" },
+	{ "domid", OPT_DOMID, F(domid), 1, CONFIG_DOMID_MAX, 0, "N", "(required for xen)",
+	  "xen: the domain id of this host's VM (`xl domid NAME`); ignored by qemu" },
+	{ "xen-helper", OPT_STR, F(xen_helper), 0, 0, 0, "PATH",
+	  CONFIG_DEFAULT_XEN_HELPER " next to colo-agent",
+	  "xen: the helper that runs libxenguest (docs/xen-helper.md)" },
+	{ "disk-replication", OPT_ONOFF, F(disk_repl), 0, 0, 0, "on|off", "off",
+	  "xen: drive QEMU's COLO block replication (xen-set-replication; docs/xen.md)" },
+	{ "ram-size", OPT_SIZE, F(ram_size), 0, 0, 0, "SIZE", "0 (ask QEMU); required for xen",
+	  "guest RAM in bytes (K/M/G suffixes); refused unless QEMU and the file agree (xen: "
+	  "the domain's memory, compared between the two hosts)" },
 	{ "repl-addr", OPT_ADDR, F(repl), 0, 0, CONFIG_DEFAULT_REPL_PORT, "ADDR[:PORT]",
 	  "primary: (required); secondary: 0.0.0.0:" STR(CONFIG_DEFAULT_REPL_PORT),
 	  "replication link: primary connects to the secondary here; secondary listens here" },
@@ -102,6 +113,11 @@ static int fail(char *err, size_t len, const char *fmt, ...)
 const char *role_name(enum agent_role r)
 {
 	return r == ROLE_PRIMARY ? "primary" : "secondary";
+}
+
+const char *backend_kind_name(enum agent_backend b)
+{
+	return b == BACKEND_XEN ? "xen" : "qemu";
 }
 
 void config_defaults(struct agent_config *c)
@@ -299,6 +315,28 @@ static int apply(struct agent_config *c, const struct opt_def *o, const char *v,
 		else
 			return fail(err, len, "--%s: '%s' is not yes|no", o->name, v);
 		return 0;
+	case OPT_BACKEND:
+		if (!strcmp(v, "qemu"))
+			c->backend = BACKEND_QEMU;
+		else if (!strcmp(v, "xen"))
+			c->backend = BACKEND_XEN;
+		else
+			return fail(err, len, "--backend: '%s' is neither qemu nor xen", v);
+		return 0;
+	case OPT_DOMID:
+		if (parse_u32(v, o->min, o->max, field) < 0)
+			return fail(err, len, "--domid: '%s' is not a domain id from %u to %u (dom0 "
+				    "cannot be protected)", v, o->min, o->max);
+		c->domid_set = true;
+		return 0;
+	case OPT_ONOFF:
+		if (!strcmp(v, "on"))
+			*(bool *)field = true;
+		else if (!strcmp(v, "off"))
+			*(bool *)field = false;
+		else
+			return fail(err, len, "--%s: '%s' is neither on nor off", o->name, v);
+		return 0;
 	case OPT_CONFIG:
 	case OPT_HELP:
 		break;
@@ -436,9 +474,18 @@ int config_validate(const struct agent_config *c, char *err, size_t len)
 {
 	if (!c->role_set)
 		return fail(err, len, "--role primary|secondary is required");
-	if (!c->ram_file[0])
+	if (c->backend == BACKEND_QEMU && !c->ram_file[0])
 		return fail(err, len, "--ram-file is required (the VM's memory-backend-file "
 			    "mem-path)");
+	if (c->backend == BACKEND_XEN && !c->domid_set)
+		return fail(err, len, "--backend xen needs --domid (the Xen domain id of this "
+			    "host's VM: `xl domid NAME`)");
+	if (c->backend == BACKEND_XEN && !c->ram_size)
+		return fail(err, len, "--backend xen needs --ram-size (the domain's memory, as "
+			    "`xl list` shows it; the same on both hosts)");
+	if (c->backend == BACKEND_QEMU && c->disk_repl)
+		return fail(err, len, "--disk-replication is Xen's COLO block replication; the "
+			    "qemu backend has none (use --backend xen, or leave it off)");
 	if (!c->hb_peer.set)
 		return fail(err, len, "--heartbeat-peer is required (the %s agent's heartbeat "
 			    "address)", c->role == ROLE_PRIMARY ? "secondary" : "primary");

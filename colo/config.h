@@ -19,6 +19,8 @@
 #include "lib/log.h"
 
 enum agent_role { ROLE_PRIMARY, ROLE_SECONDARY };
+/* What runs the VM (docs/xen.md for xen). */
+enum agent_backend { BACKEND_QEMU, BACKEND_XEN };
 
 /* A numeric IPv4/IPv6 address and port ("10.77.0.2:7700", "[::1]:7700"). Numeric
  * only: a failover decision must not wait for DNS. */
@@ -37,8 +39,13 @@ struct colo_addr {
 struct agent_config {
 	enum agent_role role;
 	bool role_set;
+	enum agent_backend backend;
 	char qmp_socket[CONFIG_SOCK_MAX];
-	char ram_file[CONFIG_PATH_MAX];
+	char ram_file[CONFIG_PATH_MAX];	 /* qemu only */
+	uint32_t domid;			 /* xen: the domain this host protects / replicates into */
+	bool domid_set;
+	char xen_helper[CONFIG_PATH_MAX]; /* xen: "" = colo-xen-helper next to colo-agent */
+	bool disk_repl;			 /* xen: QEMU block replication (xen-set-replication) */
 	uint64_t ram_size; /* 0: take QEMU's (query-memory-size-summary) */
 	struct colo_addr repl;
 	struct colo_addr hb_bind;
@@ -75,6 +82,9 @@ bool config_net_enabled(const struct agent_config *c);
 #define CONFIG_DEFAULT_NET_QUEUE_IN 1
 #define CONFIG_DEFAULT_NET_TIMEOUT_MS 50
 #define CONFIG_DEFAULT_NET_PORT 7702
+#define CONFIG_DEFAULT_XEN_HELPER "colo-xen-helper"
+/* Xen's first reserved domid (DOMID_FIRST_RESERVED, 0x7ff0); 0 is dom0. */
+#define CONFIG_DOMID_MAX 0x7fef
 
 void config_defaults(struct agent_config *c);
 
@@ -94,5 +104,6 @@ int colo_addr_parse(const char *s, uint16_t default_port, struct colo_addr *out)
 /* "host:port" / "[v6]:port" into buf. */
 const char *colo_addr_str(const struct colo_addr *a, char *buf, size_t len);
 const char *role_name(enum agent_role r);
+const char *backend_kind_name(enum agent_backend b); /* "qemu", "xen" */
 
 #endif

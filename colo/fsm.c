@@ -36,6 +36,7 @@ static const char *const event_names[EV__COUNT] = {
 	[EV_REPL_SUSPEND] = "repl-suspend", [EV_REPL_RESUME] = "repl-resume",
 	[EV_REPL_LOAD] = "repl-load", [EV_REPL_COMMITTED] = "repl-committed",
 	[EV_REPL_FAILOVER_READY] = "repl-failover-ready", [EV_REPL_FAILED] = "repl-failed",
+	[EV_REPL_LOGDIRTY] = "repl-logdirty", [EV_DISK_ERROR] = "disk-error",
 	[EV_CHECKPOINT] = "checkpoint", [EV_CTL_FAILOVER] = "ctl-failover",
 	[EV_FENCE_OK] = "fence-ok", [EV_FENCE_FAILED] = "fence-failed",
 	[EV_VM_DONE] = "vm-done", [EV_VM_ERROR] = "vm-error", [EV_VM_GONE] = "vm-gone",
@@ -180,11 +181,27 @@ static void accept_(struct fsm_ev *ev, const char *text)
 	snprintf(ev->answer, sizeof(ev->answer), "%s", text);
 }
 
+/* disk-error: QEMU's block replication failed (docs/xen.md, "Disk replication"). */
+static void disk_error_advice(struct agent *a, const char *reason)
+{
+	if (a->cfg.role == ROLE_PRIMARY)
+		log_err("primary: disk replication failed (%s): the secondary's disk no longer "
+			"follows this VM's, so the secondary cannot take over. Running unprotected; "
+			"check the NBD link to the secondary's QEMU (query-block on both), then start "
+			"a fresh secondary and restart this agent to protect again", reason);
+	else
+		log_err("secondary: disk replication failed (%s): this VM's disk is no replica "
+			"of the primary's, so it must not take over. Giving up; the primary runs "
+			"unprotected. Check this QEMU's replication drive (query-block), then start "
+			"a fresh secondary", reason);
+}
+
 /* Primary: the secondary is gone; run on unprotected. */
 static void go_degraded(struct agent *a, const char *reason)
 {
 	repl_end(a);
 	ckpt_cancel(a);
+	vm_disk_stop(a); /* the secondary's disk is no replica any more */
 	vm_resume_if_stopped(a, "running on unprotected");
 	if (a->have_net && a->net.release_all)
 		a->net.release_all(a->net.arg);
@@ -253,6 +270,10 @@ static void start_failover(struct agent *a, const char *reason)
 static bool primary_replicating(struct agent *a, struct fsm_ev *ev)
 {
 	switch (ev->type) {
+	case EV_DISK_ERROR:
+		disk_error_advice(a, ev->reason);
+		go_degraded(a, ev->reason);
+		return true;
 	case EV_REPL_FAILED:
 	case EV_PEER_LOST:
 		go_degraded(a, ev->reason);
@@ -317,7 +338,21 @@ static bool fsm_primary(struct agent *a, struct fsm_ev *ev)
 {
 	switch (a->state) {
 	case AS_INIT:
-		if (ev->type != EV_START)
+		/* Disk writes are mirrored from before the initial sync on: it copies a
+		 * running VM, so a write missed then would never reach the secondary. */
+		if (ev->type == EV_START && a->cfg.disk_repl) {
+			if (vm_disk_start(a) < 0)
+				change_state(a, AS_FAILED, "cannot start disk replication");
+			return true;
+		}
+		if (ev->type == EV_VM_ERROR) {
+			log_err("primary: %s. Is the secondary's QEMU serving its disk over NBD, and "
+				"this QEMU's quorum child attached (docs/xen.md, \"Disk "
+				"replication\")?", ev->reason);
+			change_state(a, AS_FAILED, ev->reason);
+			return true;
+		}
+		if (ev->type != EV_START && ev->type != EV_VM_DONE)
 			return false;
 		if (repl_begin(a) < 0)
 			change_state(a, AS_FAILED, "cannot start the replicator");
@@ -341,9 +376,11 @@ static bool fsm_primary(struct agent *a, struct fsm_ev *ev)
 				     "secondary");
 			ckpt_schedule(a);
 			return true;
+		case EV_DISK_ERROR:
 		case EV_REPL_FAILED:
 		case EV_PEER_LOST:
 			repl_end(a);
+			vm_disk_stop(a);
 			vm_resume_if_stopped(a, "replication never started");
 			log_err("primary: never protected: %s. Is the secondary's agent running and "
 				"listening on %s (--repl-addr)?", ev->reason, a->cfg.repl.host);
@@ -421,6 +458,11 @@ static bool secondary_replicating(struct agent *a, struct fsm_ev *ev)
 		start_failover(a, ev->reason);
 		return true;
 	case EV_PEER_DEGRADED:
+		repl_end(a);
+		change_state(a, AS_FAILED, ev->reason);
+		return true;
+	case EV_DISK_ERROR:
+		disk_error_advice(a, ev->reason);
 		repl_end(a);
 		change_state(a, AS_FAILED, ev->reason);
 		return true;
@@ -511,6 +553,10 @@ static bool fsm_secondary(struct agent *a, struct fsm_ev *ev)
 			if (a->vm_loaded)
 				change_state(a, AS_PROTECTED, "initial synchronisation applied");
 			return true;
+		case EV_DISK_ERROR:
+			if (!a->vm_loaded)
+				return false;
+			return secondary_replicating(a, ev);
 		case EV_PEER_LOST:
 		case EV_REPL_FAILED:
 			if (a->vm_loaded)
@@ -623,6 +669,7 @@ static void unhandled(struct agent *a, struct fsm_ev *ev)
 	case EV_REPL_SUSPEND:
 	case EV_REPL_RESUME:
 	case EV_REPL_LOAD:
+	case EV_REPL_LOGDIRTY:
 		repl_refuse(a, ev->type, state_names[a->state]);
 		return;
 	case EV_CTL_FAILOVER:
@@ -652,6 +699,12 @@ void agent_fsm(struct agent *a, struct fsm_ev *ev)
 	}
 	if (ev->type == EV_SHUTDOWN) {
 		on_shutdown(a);
+		return;
+	}
+	if (ev->type == EV_REPL_LOGDIRTY && a->repl) {
+		/* Legal whenever a replicator runs: libxenguest switches it at the start
+		 * of the stream and at its end, whatever our state. */
+		vm_logdirty(a, ev->enable);
 		return;
 	}
 	bool done = a->cfg.role == ROLE_PRIMARY ? fsm_primary(a, ev) : fsm_secondary(a, ev);

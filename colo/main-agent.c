@@ -43,15 +43,25 @@ static void on_probe(struct backend *b, int err, const char *why, const struct b
 		p->info = *in;
 }
 
+/* The backend --backend names. */
+static int open_backend(struct loop *loop, const struct agent_config *cfg, struct backend **be)
+{
+	if (cfg->backend == BACKEND_XEN)
+		return backend_xen_open(loop, cfg->qmp_socket, cfg->domid, cfg->ram_size, be);
+	return backend_qemu_open(loop, cfg->qmp_socket, be);
+}
+
 /* Connect and probe; read-only. 0, or EXIT_FAIL with the reason logged. */
 static int probe_vm(struct loop *loop, const struct agent_config *cfg, struct backend **be,
 		    struct probe *p)
 {
-	int r = backend_qemu_open(loop, cfg->qmp_socket, be);
+	int r = open_backend(loop, cfg, be);
 	if (r < 0) {
 		log_err("cannot connect to QEMU's QMP socket %s: %s; is QEMU running with -qmp "
-			"unix:%s,server=on,wait=off? (see --qmp-socket)", cfg->qmp_socket,
-			strerror(-r), cfg->qmp_socket);
+			"unix:%s,server=on,wait=off? (see --qmp-socket%s)", cfg->qmp_socket,
+			strerror(-r), cfg->qmp_socket, cfg->backend == BACKEND_XEN
+			? "; on Xen give the device model this socket with device_model_args, "
+			  "docs/xen.md" : "");
 		return EXIT_FAIL;
 	}
 	r = backend_probe(*be, on_probe, p);
@@ -62,10 +72,47 @@ static int probe_vm(struct loop *loop, const struct agent_config *cfg, struct ba
 			"connected to it?", cfg->qmp_socket, r < 0 ? strerror(-r) : p->why);
 		return EXIT_FAIL;
 	}
-	log_info("VM behind %s: QEMU %s, status %s, pid %d, %" PRIu64 " MiB, configuration "
-		 "%016" PRIx64, cfg->qmp_socket, p->info.version, p->info.status, p->info.pid,
+	char dom[48] = "";
+	if (cfg->backend == BACKEND_XEN)
+		snprintf(dom, sizeof(dom), "Xen domain %u, device model ", cfg->domid);
+	log_info("VM behind %s: %sQEMU %s, status %s, pid %d, %" PRIu64 " MiB, configuration "
+		 "%016" PRIx64, cfg->qmp_socket, dom, p->info.version, p->info.status, p->info.pid,
 		 p->info.ram_size >> 20, p->info.config_hash);
 	log_debug("configuration text:\n%s", p->info.config_text);
+	return 0;
+}
+
+/* Xen: the helper runs libxenguest; default next to our own binary. Checked before
+ * anything starts, so a missing helper is one clear line, not a failed replicator. */
+static int resolve_xen_helper(struct agent_config *cfg)
+{
+	if (cfg->backend != BACKEND_XEN)
+		return 0;
+	if (!cfg->xen_helper[0]) {
+		char self[CONFIG_PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n <= 0) {
+			log_err("cannot tell where colo-agent is (/proc/self/exe): %s; give "
+				"--xen-helper", strerror(errno));
+			return -1;
+		}
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash)
+			*slash = '\0';
+		if ((size_t)snprintf(cfg->xen_helper, sizeof(cfg->xen_helper), "%s/%s", self,
+				     CONFIG_DEFAULT_XEN_HELPER) >= sizeof(cfg->xen_helper)) {
+			log_err("colo-agent's directory %s is too long; give --xen-helper", self);
+			return -1;
+		}
+	}
+	if (access(cfg->xen_helper, X_OK) < 0) {
+		log_err("the Xen helper %s cannot be run: %s (build it with libxen-dev installed, or "
+			"give --xen-helper; docs/xen-helper.md)", cfg->xen_helper, strerror(errno));
+		return -1;
+	}
+	log_info("xen: domain %u, helper %s, disk replication %s", cfg->domid, cfg->xen_helper,
+		 cfg->disk_repl ? "on" : "off");
 	return 0;
 }
 
@@ -167,7 +214,7 @@ int main(int argc, char **argv)
 	}
 	log_init("colo-agent", cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
-	if (loop_new(&loop) < 0)
+	if (resolve_xen_helper(&cfg) < 0 || loop_new(&loop) < 0)
 		goto out;
 	rc = probe_vm(loop, &cfg, &be, &p);
 	if (rc)

@@ -148,8 +148,10 @@ static int fv_announce(struct backend *b, backend_done_cb cb, void *arg)
 {
 	return fv_op(b, "announce", cb, arg);
 }
-static const struct backend_ops fake_vm_ops = { "fake", fv_probe, fv_stop, fv_resume, fv_save,
-						fv_load, fv_announce, NULL };
+static const struct backend_ops fake_vm_ops = {
+	.name = "fake", .probe = fv_probe, .stop = fv_stop, .resume = fv_resume,
+	.save_devices = fv_save, .load_devices = fv_load, .announce = fv_announce,
+};
 
 /* --- net hooks recorder ------------------------------------------------------------ */
 

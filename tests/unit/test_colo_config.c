@@ -146,7 +146,8 @@ static void test_help_lists_every_option_with_default(void)
 				"--fence-timeout", "--connect-timeout", "--log-level", "--help",
 				"--no-net", "--net-tap", "--net-bridge", "--net-queue-out",
 				"--net-queue-in", "--net-compare-timeout", "--net-link-port",
-				"--net-setup" };
+				"--net-setup", "--backend", "--domid", "--xen-helper",
+				"--disk-replication" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		CHECK(strstr(buf, names[i]) != NULL);
 	CHECK(strstr(buf, "default: 2000") != NULL);
@@ -158,7 +159,10 @@ static void test_help_lists_every_option_with_default(void)
 	int n = 0;
 	for (const char *p = buf; (p = strstr(p, "default:")); p++)
 		n++;
-	CHECK_EQ(n, 25);
+	CHECK_EQ(n, 29);
+	CHECK(strstr(buf, "--backend qemu|xen") && strstr(buf, "default: qemu\n"));
+	CHECK(strstr(buf, "--disk-replication on|off") && strstr(buf, "default: off\n"));
+	CHECK(strstr(buf, "default: colo-xen-helper next to colo-agent") != NULL);
 	free(buf);
 }
 
@@ -212,7 +216,67 @@ static void test_net_options(void)
 	CHECK(config_validate(&c, err, sizeof(err)) < 0 && strstr(err, "must differ"));
 }
 
+/* --backend xen: --domid required, no --ram-file; qemu ignores the Xen options but
+ * refuses disk replication it cannot do. */
+static void test_xen_options(void)
+{
+	struct agent_config c;
+	char err[256] = "";
+	REQUIRE(PARSE(&c, err, "--role", "primary", "--repl-addr", "10.0.0.2",
+		      "--heartbeat-peer", "10.0.0.2") == 0);
+	CHECK_EQ(c.backend, BACKEND_QEMU);
+	CHECK(!c.disk_repl && !c.domid_set && !c.xen_helper[0]);
+	CHECK(config_validate(&c, err, sizeof(err)) < 0 && strstr(err, "--ram-file is required"));
+
+	REQUIRE(PARSE(&c, err, "--role", "primary", "--backend", "xen", "--repl-addr", "10.0.0.2",
+		      "--heartbeat-peer", "10.0.0.2") == 0);
+	CHECK_EQ(c.backend, BACKEND_XEN);
+	CHECK(config_validate(&c, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "--backend xen needs --domid") != NULL);
+	fprintf(stderr, "    %s\n", err);
+
+	REQUIRE(PARSE(&c, err, "--role", "secondary", "--backend=xen", "--domid", "7",
+		      "--heartbeat-peer", "10.0.0.1", "--disk-replication", "on", "--xen-helper",
+		      "/opt/colo/helper", "--ram-size", "1G") == 0);
+	CHECK(c.domid_set && c.domid == 7 && c.disk_repl);
+	CHECK(!strcmp(c.xen_helper, "/opt/colo/helper"));
+	CHECK(config_validate(&c, err, sizeof(err)) == 0); /* no --ram-file needed */
+	CHECK(!strcmp(backend_kind_name(c.backend), "xen"));
+	REQUIRE(PARSE(&c, err, "--role", "secondary", "--backend=xen", "--domid", "7",
+		      "--heartbeat-peer", "10.0.0.1") == 0);
+	CHECK(config_validate(&c, err, sizeof(err)) < 0 && strstr(err, "needs --ram-size"));
+
+	/* qemu: --domid and --xen-helper are ignored, disk replication refused. */
+	REQUIRE(PARSE(&c, err, "--role", "secondary", "--domid", "7", "--xen-helper", "/x",
+		      "--ram-file", "/r", "--heartbeat-peer", "10.0.0.1") == 0);
+	CHECK_EQ(c.backend, BACKEND_QEMU);
+	CHECK(config_validate(&c, err, sizeof(err)) == 0);
+	REQUIRE(PARSE(&c, err, "--role", "secondary", "--disk-replication", "on", "--ram-file",
+		      "/r", "--heartbeat-peer", "10.0.0.1") == 0);
+	CHECK(config_validate(&c, err, sizeof(err)) < 0 && strstr(err, "qemu backend has none"));
+
+	CHECK(PARSE(&c, err, "--backend", "kvm") < 0 && strstr(err, "neither qemu nor xen"));
+	CHECK(PARSE(&c, err, "--domid", "0") < 0 && strstr(err, "dom0"));
+	CHECK(PARSE(&c, err, "--domid", "32752") < 0 && strstr(err, "--domid"));
+	CHECK(PARSE(&c, err, "--domid", "-1") < 0);
+	CHECK(PARSE(&c, err, "--disk-replication", "yes") < 0 && strstr(err, "on nor off"));
+	CHECK(PARSE(&c, err, "--disk-replication") < 0 && strstr(err, "needs a value"));
+	CHECK(PARSE(&c, err, "--domid", "32751") == 0 && c.domid == 32751);
+
+	/* The same from a file. */
+	char path[] = "/tmp/colo-config-XXXXXX";
+	int fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	const char *text = "backend = xen\ndomid = 12\ndisk-replication = off\n";
+	REQUIRE(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	REQUIRE(PARSE(&c, err, "--config", path, "--disk-replication", "on") == 0);
+	CHECK(c.backend == BACKEND_XEN && c.domid == 12 && c.disk_repl);
+	unlink(path);
+}
+
 static const struct test tests[] = {
+	TEST(test_xen_options),
 	TEST(test_net_options),
 	TEST(test_defaults_and_flags),
 	TEST(test_file_and_precedence),
