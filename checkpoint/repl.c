@@ -266,19 +266,22 @@ static void on_resume(struct replicator *r, const struct repl_msg *m)
 	r->ops.on_resume(r, r->arg);
 }
 
-/* Xen (libxenguest's switch_qemu_logdirty): the primary's device model must log its
- * own writes to guest memory while libxc tracks the domain's. */
+/* Xen: the device model must log its own writes to guest memory while Xen tracks
+ * the domain's: the primary's for libxenguest's switch_qemu_logdirty, the
+ * secondary's before its domain first runs (libxc sends the secondary's dirty
+ * pages back at every checkpoint). */
 static void on_logdirty(struct replicator *r, const struct repl_msg *m)
 {
 	struct wr w;
-	if (r->vm != REPL_VM_XEN || r->role != REPL_PRIMARY || over(r) || r->st == RS_STARTING)
+	if (r->vm != REPL_VM_XEN || over(r) || r->st == RS_STARTING)
 		return violation(r, "LOGDIRTY to a %s %s helper in state %s", role_name(r),
 				 r->vm == REPL_VM_XEN ? "Xen" : "QEMU", state_names[r->st]);
 	r->owe = ANS_LOGDIRTY;
 	if (r->ops.on_logdirty)
 		return r->ops.on_logdirty(r, m->enable, r->arg);
 	/* No handler: libxenguest hears the failure and stops the save. */
-	log_err("repl primary: the agent has no on_logdirty handler; Xen replication cannot run");
+	log_err("repl %s: the agent has no on_logdirty handler; Xen replication cannot run",
+		role_name(r));
 	r->owe = ANS_NONE;
 	wr_init(&w);
 	repl_msg_put_done(&w, REPL_MSG_LOGDIRTY_DONE, -EOPNOTSUPP, 0);
@@ -425,6 +428,12 @@ static int fill_start(const struct repl_config *cfg, struct repl_start *s)
 				  .connect_timeout_ms = cfg->connect_timeout_ms,
 				  .ram_size = cfg->ram_size, .config_hash = cfg->config_hash,
 				  .peer_port = cfg->peer_port };
+	if (xen) {
+		s->xen_store_evtchn = cfg->xen_store_evtchn;
+		s->xen_console_evtchn = cfg->xen_console_evtchn;
+		s->xen_store_domid = cfg->xen_store_domid;
+		s->xen_console_domid = cfg->xen_console_domid;
+	}
 	memcpy(s->peer_host, cfg->peer_host, strlen(cfg->peer_host));
 	memcpy(s->ram_path, path, strlen(path));
 	return 0;

@@ -12,7 +12,8 @@
 
 _Static_assert(sizeof(struct repl_stats) == REPL_STATS_FIELDS * sizeof(uint64_t),
 	       "COMMITTED carries every repl_stats field, each a u64");
-_Static_assert(REPL_MSG_HDR_LEN + REPL_START_FIXED_LEN + REPL_HOST_MAX + REPL_PATH_MAX <=
+_Static_assert(REPL_MSG_HDR_LEN + REPL_START_FIXED_LEN + REPL_HOST_MAX + REPL_PATH_MAX +
+			       REPL_START_XEN_LEN <=
 		       REPL_MSG_MAX,
 	       "the longest START fits one datagram");
 
@@ -27,7 +28,9 @@ static const struct msg_rule {
 	uint8_t fds_min, fds_max;
 } rules[] = {
 	[REPL_MSG_START] = { "START", TO_H, REPL_START_FIXED_LEN + 2,
-			     REPL_START_FIXED_LEN + REPL_HOST_MAX + REPL_PATH_MAX, 0, 0 },
+			     REPL_START_FIXED_LEN + REPL_HOST_MAX + REPL_PATH_MAX +
+				     REPL_START_XEN_LEN,
+			     0, 0 },
 	[REPL_MSG_CHECKPOINT] = { "CHECKPOINT", TO_H, 0, 0, 0, 0 },
 	[REPL_MSG_SUSPEND_DONE] = { "SUSPEND_DONE", TO_H, 16, 16, 0, 0 },
 	[REPL_MSG_RESUME_DONE] = { "RESUME_DONE", TO_H, 8, 8, 0, 0 },
@@ -128,12 +131,23 @@ static int parse_start(struct rd *r, struct repl_start *s, char *why, size_t n)
 	if (!hlen || hlen > REPL_HOST_MAX || !plen || plen > REPL_PATH_MAX)
 		return bad(why, n, "host_len %u (1..%u) or path_len %u (1..%u) out of range", hlen,
 			   REPL_HOST_MAX, plen, REPL_PATH_MAX);
-	if (rd_left(r) != (size_t)hlen + plen)
-		return bad(why, n, "%zu octets of strings, host_len + path_len say %u", rd_left(r),
-			   hlen + plen);
+	size_t tail = backend == REPL_BACKEND_XEN ? REPL_START_XEN_LEN : 0;
+	if (rd_left(r) != (size_t)hlen + plen + tail)
+		return bad(why, n, "%zu octets after the fixed fields, host_len + path_len%s say "
+			   "%zu", rd_left(r), tail ? " + the Xen tail" : "",
+			   (size_t)hlen + plen + tail);
 	int rc = parse_str(r, s->peer_host, hlen, "peer_host", why, n);
 	if (!rc)
 		rc = parse_str(r, s->ram_path, plen, "ram_path", why, n);
+	if (!rc && tail) {
+		rd_be32(r, &s->xen_store_evtchn);
+		rd_be32(r, &s->xen_console_evtchn);
+		rd_be32(r, &s->xen_store_domid);
+		rd_be32(r, &s->xen_console_domid);
+		if (s->xen_store_domid > 0x7fef || s->xen_console_domid > 0x7fef)
+			return bad(why, n, "store domid %u or console domid %u above 0x7fef",
+				   s->xen_store_domid, s->xen_console_domid);
+	}
 	return rc ? rc : start_fields(s, role, backend, why, n);
 }
 
@@ -308,6 +322,12 @@ void repl_msg_put_start(struct wr *w, const struct repl_start *s)
 	wr_be16(w, 0);
 	wr_bytes(w, s->peer_host, hlen);
 	wr_bytes(w, s->ram_path, plen);
+	if (s->backend == REPL_BACKEND_XEN) {
+		wr_be32(w, s->xen_store_evtchn);
+		wr_be32(w, s->xen_console_evtchn);
+		wr_be32(w, s->xen_store_domid);
+		wr_be32(w, s->xen_console_domid);
+	}
 	close_msg(w, at);
 }
 

@@ -22,6 +22,7 @@
 #define REPL_HOST_MAX 255u
 #define REPL_PATH_MAX 4095u
 #define REPL_START_FIXED_LEN 40u
+#define REPL_START_XEN_LEN 16u /* backend 2: the Xen tail after the strings */
 #define REPL_STATS_FIELDS 11u
 #define REPL_DEFAULT_CONNECT_MS 10000u
 
@@ -62,6 +63,10 @@ struct repl_start {
 	uint16_t peer_port;
 	char peer_host[REPL_HOST_MAX + 1];
 	char ram_path[REPL_PATH_MAX + 1];
+	/* backend 2 only (START's Xen tail): what xc_domain_restore needs to rewire
+	 * the secondary's xenstore and console rings (0: none / dom0). */
+	uint32_t xen_store_evtchn, xen_console_evtchn;
+	uint32_t xen_store_domid, xen_console_domid;
 };
 
 /* A parsed message. fd is the passed descriptor (-1 if none), owned by the

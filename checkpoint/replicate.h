@@ -55,6 +55,13 @@ struct repl_config {
 	enum repl_vm vm;      /* REPL_VM_QEMU unless set */
 	uint32_t xen_domid;   /* Xen: the domain (ram_path and qemu_pid are then unused) */
 	const char *xen_helper; /* Xen: the helper program to exec; NULL = the default path */
+	/* Xen secondary: xc_domain_restore's store/console event channels (the unbound
+	 * ports the toolstack allocated for the domain; libxl publishes them as
+	 * /local/domain/<domid>/store/port and console/port) and the domains serving
+	 * them (0: dom0). libxc writes them into HVM_PARAM_STORE_EVTCHN /
+	 * CONSOLE_EVTCHN at every checkpoint. docs/xen.md. */
+	uint32_t xen_store_evtchn, xen_console_evtchn;
+	uint32_t xen_store_domid, xen_console_domid;
 	const char *ram_path; /* the VM's RAM backend file */
 	uint64_t ram_size;    /* bytes; must equal the file's size */
 	int qemu_pid;         /* for dirty tracking (PAGEMAP_SCAN); from qmp_peer_pid() */

@@ -121,6 +121,10 @@ int repl_begin(struct agent *a)
 		.vm = a->cfg.backend == BACKEND_XEN ? REPL_VM_XEN : REPL_VM_QEMU,
 		.xen_domid = a->cfg.domid,
 		.xen_helper = a->cfg.xen_helper[0] ? a->cfg.xen_helper : NULL,
+		.xen_store_evtchn = a->cfg.xen_store_evtchn,
+		.xen_console_evtchn = a->cfg.xen_console_evtchn,
+		.xen_store_domid = a->cfg.xen_store_domid,
+		.xen_console_domid = a->cfg.xen_console_domid,
 		/* Xen: libxc maps the domain's memory itself; there is no RAM file. */
 		.ram_path = a->cfg.backend == BACKEND_XEN ? NULL : a->cfg.ram_file,
 		.ram_size = a->vm.ram_size,

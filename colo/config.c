@@ -48,6 +48,19 @@ static const struct opt_def opts[] = {
 	  "xen: the helper that runs libxenguest (docs/xen-helper.md)" },
 	{ "disk-replication", OPT_ONOFF, F(disk_repl), 0, 0, 0, "on|off", "off",
 	  "xen: drive QEMU's COLO block replication (xen-set-replication; docs/xen.md)" },
+	{ "xen-store-evtchn", OPT_COUNT, F(xen_store_evtchn), 1, 131071, 0, "PORT",
+	  "(required for a xen secondary)",
+	  "xen secondary: the domain's xenstore event channel (allocated by the tool that "
+	  "created the domain; libxl publishes it as /local/domain/<domid>/store/port; "
+	  "docs/xen.md)" },
+	{ "xen-console-evtchn", OPT_COUNT, F(xen_console_evtchn), 0, 131071, 0, "PORT",
+	  "0 (no PV console)",
+	  "xen secondary: the domain's console event channel (libxl: "
+	  "/local/domain/<domid>/console/port)" },
+	{ "xen-store-domid", OPT_COUNT, F(xen_store_domid), 0, CONFIG_DOMID_MAX, 0, "N", "0",
+	  "xen secondary: the domain running xenstored" },
+	{ "xen-console-domid", OPT_COUNT, F(xen_console_domid), 0, CONFIG_DOMID_MAX, 0, "N", "0",
+	  "xen secondary: the domain running the console backend" },
 	{ "ram-size", OPT_SIZE, F(ram_size), 0, 0, 0, "SIZE", "0 (ask QEMU); required for xen",
 	  "guest RAM in bytes (K/M/G suffixes); refused unless QEMU and the file agree (xen: "
 	  "the domain's memory, compared between the two hosts)" },
@@ -483,6 +496,10 @@ int config_validate(const struct agent_config *c, char *err, size_t len)
 	if (c->backend == BACKEND_XEN && !c->ram_size)
 		return fail(err, len, "--backend xen needs --ram-size (the domain's memory, as "
 			    "`xl list` shows it; the same on both hosts)");
+	if (c->backend == BACKEND_XEN && c->role == ROLE_SECONDARY && !c->xen_store_evtchn)
+		return fail(err, len, "a xen secondary needs --xen-store-evtchn (the domain's "
+			    "xenstore event channel, see docs/xen.md; libxc's restore writes it "
+			    "into the domain at every checkpoint)");
 	if (c->backend == BACKEND_QEMU && c->disk_repl)
 		return fail(err, len, "--disk-replication is Xen's COLO block replication; the "
 			    "qemu backend has none (use --backend xen, or leave it off)");

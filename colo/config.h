@@ -46,6 +46,12 @@ struct agent_config {
 	bool domid_set;
 	char xen_helper[CONFIG_PATH_MAX]; /* xen: "" = colo-xen-helper next to colo-agent */
 	bool disk_repl;			 /* xen: QEMU block replication (xen-set-replication) */
+	/* xen secondary: libxc's restore rewires the domain's xenstore / console rings to
+	 * these event channels (unbound ports of the domain; libxl publishes them as
+	 * /local/domain/<domid>/store/port, console/port) served by these domains (0:
+	 * dom0) at every checkpoint. docs/xen.md. */
+	uint32_t xen_store_evtchn, xen_console_evtchn;
+	uint32_t xen_store_domid, xen_console_domid;
 	uint64_t ram_size; /* 0: take QEMU's (query-memory-size-summary) */
 	struct colo_addr repl;
 	struct colo_addr hb_bind;

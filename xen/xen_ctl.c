@@ -28,6 +28,8 @@ static const struct ctl_rule {
 	[XEN_CTL_RESTORE_SUSPEND] = { "RESTORE_SUSPEND", TO_H, 0 },
 	[XEN_CTL_RESTORE_RESULTS] = { "RESTORE_RESULTS", TO_H, 16 },
 	[XEN_CTL_FINISHED] = { "FINISHED", TO_H, 16 },
+	[XEN_CTL_RESTORE_LOGDIRTY] = { "RESTORE_LOGDIRTY", TO_H, 8 },
+	[XEN_CTL_SAVE_RESUME_QEMU] = { "SAVE_RESUME_QEMU", TO_H, 0 },
 	[XEN_CTL_REPLY] = { "REPLY", TO_R, 8 },
 };
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
@@ -56,7 +58,8 @@ __attribute__((format(printf, 3, 4))) static int bad(char *why, size_t n, const 
 
 static bool is_call(uint32_t t)
 {
-	return t >= XEN_CTL_SAVE_SUSPEND && t <= XEN_CTL_RESTORE_RESULTS;
+	return (t >= XEN_CTL_SAVE_SUSPEND && t <= XEN_CTL_RESTORE_RESULTS) ||
+	       t == XEN_CTL_RESTORE_LOGDIRTY || t == XEN_CTL_SAVE_RESUME_QEMU;
 }
 
 static int parse_body(struct rd *r, struct xen_ctl *m, char *why, size_t n)
@@ -64,10 +67,12 @@ static int parse_body(struct rd *r, struct xen_ctl *m, char *why, size_t n)
 	uint32_t a, b, rsv;
 	switch (m->type) {
 	case XEN_CTL_SAVE_LOGDIRTY:
+	case XEN_CTL_RESTORE_LOGDIRTY:
 		rd_be32(r, &m->logdirty.domid);
 		rd_be32(r, &m->logdirty.enable);
 		if (m->logdirty.enable > 1)
-			return bad(why, n, "SAVE_LOGDIRTY enable %u (0 or 1)", m->logdirty.enable);
+			return bad(why, n, "%s enable %u (0 or 1)", xen_ctl_name(m->type),
+				   m->logdirty.enable);
 		return 0;
 	case XEN_CTL_RESTORE_RESULTS:
 		rd_be64(r, &m->results.store_gfn);
@@ -79,7 +84,8 @@ static int parse_body(struct rd *r, struct xen_ctl *m, char *why, size_t n)
 		rd_be32(r, &m->fin.flags);
 		rd_be32(r, &rsv);
 		m->fin.rc = (int32_t)a;
-		if (m->fin.err > 4095 || m->fin.flags & ~XEN_CTL_FIN_RESUMED || rsv)
+		if (m->fin.err > 4095 ||
+		    m->fin.flags & ~(XEN_CTL_FIN_RESUMED | XEN_CTL_FIN_REFUSED) || rsv)
 			return bad(why, n, "FINISHED errno %u, flags 0x%x, reserved 0x%x", m->fin.err,
 				   m->fin.flags, rsv);
 		return 0;
@@ -137,6 +143,7 @@ void xen_ctl_put(struct wr *w, const struct xen_ctl *m)
 	wr_be32(w, ru ? ru->len : 0);
 	switch (m->type) {
 	case XEN_CTL_SAVE_LOGDIRTY:
+	case XEN_CTL_RESTORE_LOGDIRTY:
 		wr_be32(w, m->logdirty.domid);
 		wr_be32(w, m->logdirty.enable);
 		break;

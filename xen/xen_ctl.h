@@ -32,12 +32,21 @@ enum xen_ctl_type {
 	XEN_CTL_RESTORE_RESULTS = 10, /* body: store_gfn u64, console_gfn u64 */
 	/* runner -> helper, last: body rc u32 (signed), errno u32, flags u32, rsvd u32 */
 	XEN_CTL_FINISHED = 11,
+	/* runner -> helper, answered by REPLY (not libxenguest callbacks: the runner's
+	 * own steps around them, docs/xen-helper.md §2) */
+	XEN_CTL_RESTORE_LOGDIRTY = 12, /* body as SAVE_LOGDIRTY: the secondary's device
+					* model dirty log, before the first unpause */
+	XEN_CTL_SAVE_RESUME_QEMU = 13, /* the save failed with the domain suspended: resume
+					* the device model first, then the runner resumes
+					* the domain */
 	/* helper -> runner */
 	XEN_CTL_REPLY = 32, /* body: call u32 (the CALL's type), ret u32 (signed) */
 };
 
-/* FINISHED flags: the runner resumed the domain it had suspended (primary). */
+/* FINISHED flags: the runner resumed the domain it had suspended; the runner
+ * refused the domain before calling libxenguest (secondary: already built). */
 #define XEN_CTL_FIN_RESUMED 0x1u
+#define XEN_CTL_FIN_REFUSED 0x2u
 
 enum xen_ctl_dir { XEN_CTL_TO_HELPER, XEN_CTL_TO_RUNNER };
 

@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -106,6 +107,26 @@ static const struct xen_ops *ops_of(const struct helper *h)
 	return h->cfg.role == REPL_PRIMARY ? &xen_pri_ops : &xen_sec_ops;
 }
 
+/* Collect the runner. Its control socket read EOF, or an empty datagram (which a
+ * SOCK_SEQPACKET recv cannot tell from EOF): a live runner must not block our
+ * loop in waitpid. Give an exiting one REAP_GRACE_MS, then SIGKILL it. */
+#define REAP_GRACE_MS 200
+static void reap(pid_t pid, int *status)
+{
+	struct timespec ms = { 0, 1000000 };
+	for (int i = 0; i < REAP_GRACE_MS; i++) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			return;
+		nanosleep(&ms, NULL);
+	}
+	log_warn("helper: the runner (pid %d) closed its control channel but did not exit; "
+		 "killing it", (int)pid);
+	kill(pid, SIGKILL);
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+}
+
 /* The runner's end of the control channel closed: it exited or died. */
 static void runner_gone(struct xen *x)
 {
@@ -114,7 +135,7 @@ static void runner_gone(struct xen *x)
 	pid_t pid = x->runner;
 	close_fd(x, &x->ctl);
 	if (pid > 0)
-		waitpid(pid, &status, 0);
+		reap(pid, &status);
 	x->runner = 0;
 	x->call = 0;
 	if (x->kill_timer)
@@ -137,7 +158,9 @@ static void runner_gone(struct xen *x)
 static const char *misplaced(const struct xen *x, const struct xen_ctl *m)
 {
 	bool save = m->type >= XEN_CTL_SAVE_SUSPEND && m->type <= XEN_CTL_SAVE_LOGDIRTY;
-	bool restore = m->type >= XEN_CTL_RESTORE_CHECKPOINT && m->type <= XEN_CTL_RESTORE_RESULTS;
+	bool restore = (m->type >= XEN_CTL_RESTORE_CHECKPOINT &&
+			m->type <= XEN_CTL_RESTORE_RESULTS) || m->type == XEN_CTL_RESTORE_LOGDIRTY;
+	save = save || m->type == XEN_CTL_SAVE_RESUME_QEMU;
 	if (x->finished)
 		return "a message after FINISHED";
 	if (m->type == XEN_CTL_FINISHED)
@@ -209,8 +232,12 @@ static _Noreturn void runner_child(struct xen *x, int ctl, int io, int back, boo
 	if (c < 0 || i < 0 || b < 0 || dup2(c, 3) < 0 || dup2(i, 4) < 0 || dup2(b, 5) < 0)
 		_exit(2);
 	close_range(6, ~0u, 0);
-	struct xen_runner_cfg cfg = { .primary = primary, .domid = x->h->cfg.vm_id, .ctl = 3,
-				      .io = 4, .back = 5 };
+	const struct repl_start *st = &x->h->cfg;
+	struct xen_runner_cfg cfg = { .primary = primary, .domid = st->vm_id, .ctl = 3, .io = 4,
+				      .back = 5, .store_evtchn = st->xen_store_evtchn,
+				      .console_evtchn = st->xen_console_evtchn,
+				      .store_domid = st->xen_store_domid,
+				      .console_domid = st->xen_console_domid };
 	log_init(primary ? "colo-xen-runner-primary" : "colo-xen-runner-secondary", log_get_level());
 	_exit(x->runner_fn(&cfg));
 }
@@ -324,6 +351,11 @@ int xen_helper_main(int sock, xen_runner_fn runner)
 		helper_fail(&h, REPL_LOCAL_ERROR,
 			    "this is the Xen helper; START asked for backend %u (the QEMU helper is forked by the agent)",
 			    h.cfg.backend);
+	else if (h.cfg.role == REPL_SECONDARY && !h.cfg.xen_store_evtchn)
+		helper_fail(&h, REPL_LOCAL_ERROR,
+			    "START gives domain %u no xenstore event channel: libxc's restore would "
+			    "set HVM_PARAM_STORE_EVTCHN to 0 at every checkpoint (colo-agent "
+			    "--xen-store-evtchn, docs/xen.md)", h.cfg.vm_id);
 	else if ((rc = open_engine(&h, &x)) < 0)
 		helper_fail(&h, REPL_LOCAL_ERROR, "cannot start %s replication of domain %u: %s",
 			    h.cfg.role == REPL_PRIMARY ? "primary" : "secondary", h.cfg.vm_id,

@@ -22,7 +22,10 @@ struct xen_runner_cfg {
 	bool primary;
 	uint32_t domid;
 	int ctl, io, back;
-	unsigned store_evtchn, console_evtchn; /* restore only */
+	/* restore only: the secondary's xenstore / console event channels (unbound
+	 * ports the toolstack allocated) and the domains serving them (START's Xen tail) */
+	unsigned store_evtchn, console_evtchn;
+	uint32_t store_domid, console_domid;
 };
 
 /* The runner's main, in the forked child; returns its exit status. The real one

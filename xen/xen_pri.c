@@ -316,7 +316,8 @@ static void ask_resume(struct helper *h)
 {
 	struct xpri *p = P(h);
 	struct wr w;
-	set_state(h, P_RESUMING, "libxenguest resumed the domain; asking the agent to resume QEMU");
+	set_state(h, P_RESUMING,
+		  "checkpoint acked; the agent resumes QEMU, then the runner the domain");
 	wr_init(&w);
 	repl_msg_put_seq(&w, REPL_MSG_RESUME, p->agent_seq);
 	helper_ask(h, OWE_RESUME, &w, -1);
@@ -357,6 +358,19 @@ static void xp_call(struct helper *h, const struct xen_ctl *m)
 {
 	struct xpri *p = P(h);
 	struct xen *x = xen_of(h);
+	if (m->type == XEN_CTL_SAVE_RESUME_QEMU) {
+		/* The save ended with the domain suspended: the device model runs first,
+		 * then the runner resumes the domain (libxl__domain_resume's order). */
+		if (!p->vm_stopped || h->owed != OWE_NONE)
+			return xen_reply(x, 0);
+		set_state(h, P_STOPPING, "the save ended; resuming QEMU before the domain");
+		struct wr w;
+		wr_init(&w);
+		repl_msg_put_seq(&w, REPL_MSG_RESUME, p->agent_seq);
+		helper_ask(h, OWE_RESUME, &w, -1);
+		wr_free(&w);
+		return;
+	}
 	if (h->failing) {
 		/* Turning the device model's log off needs no answer from anyone. */
 		xen_reply(x, m->type == XEN_CTL_SAVE_LOGDIRTY && !m->logdirty.enable ? 0
@@ -570,13 +584,18 @@ static void xp_finished(struct helper *h)
 {
 	struct xen *x = xen_of(h);
 	struct xpri *p = P(h);
-	if (!h->failing)
+	if (!h->failing && x->fin.fin.rc == 0)
+		helper_fail(h, REPL_LOCAL_ERROR,
+			    "libxenguest's save of domain %u stopped: a callback told it to (see above)",
+			    h->cfg.vm_id);
+	else if (!h->failing)
 		helper_fail(h, REPL_LOCAL_ERROR, "libxenguest's save of domain %u ended (rc %d: %s)",
 			    h->cfg.vm_id, x->fin.fin.rc, strerror((int)x->fin.fin.err));
 	if (p->vm_stopped && h->owed == OWE_NONE) {
+		/* The runner did not ask (it died, or the domain was never suspended). */
 		struct wr w;
-		log_info("helper: the domain was resumed%s; asking the agent to resume QEMU",
-			 x->fin.fin.flags & XEN_CTL_FIN_RESUMED ? "" : " (NOT: see the runner's log)");
+		log_info("helper: the domain was %sresumed; asking the agent to resume QEMU",
+			 x->fin.fin.flags & XEN_CTL_FIN_RESUMED ? "" : "NOT (see the runner's log) ");
 		wr_init(&w);
 		repl_msg_put_seq(&w, REPL_MSG_RESUME, p->agent_seq);
 		helper_ask(h, OWE_RESUME, &w, -1);

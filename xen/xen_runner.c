@@ -5,9 +5,17 @@
  * (docs/xen-helper.md §2-§3). The helper, with its own event loop, turns CALLs into
  * agent requests and carries libxc's bytes on the replication link.
  *
- * The runner does to the domain only what needs the hypervisor handle: suspend it
- * (SHUTDOWN_suspend, as libxl does for an HVM guest without PV drivers) and
- * resume it (xc_domain_resume, fast). Everything about QEMU is the agent's. */
+ * The runner does to the domain what needs the hypervisor handle, in libxl's order
+ * (libxl_dom_suspend.c, libxl_colo_save.c, libxl_colo_restore.c of Xen 4.17):
+ *  - suspend: SHUTDOWN_suspend and wait for it, then the helper stops QEMU
+ *    (both roles);
+ *  - resume: the helper resumes QEMU first, then xc_domain_resume(domid, 0)
+ *    (never fast=1: xg_resume.c's fast path rewrites vCPU0's rax, which corrupts an
+ *    HVM guest with a PV event-channel callback);
+ *  - the secondary's first postcopy: log-dirty on in Xen (SHADOW_OP_ENABLE_LOGDIRTY)
+ *    and in QEMU (RESTORE_LOGDIRTY), then xc_domain_unpause (the domain was
+ *    created paused and has never run).
+ * Everything about QEMU is the agent's. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +26,7 @@
 
 #include <xenctrl.h>
 #include <xenguest.h>
+#include <xen/hvm/params.h>
 
 #include "lib/log.h"
 #include "xen/xen_helper.h"
@@ -28,7 +37,8 @@
 struct runner {
 	xc_interface *xch;
 	const struct xen_runner_cfg *cfg;
-	bool suspended; /* by us, not yet resumed: resume it if the save fails */
+	bool suspended; /* by us, not yet resumed: resume it if the save/restore ends */
+	bool unpaused;  /* secondary: the first postcopy unpaused the domain */
 	bool broken;    /* the helper is gone: every callback fails at once */
 };
 
@@ -81,35 +91,53 @@ static bool domain_suspended(struct runner *r)
 	       info.shutdown_reason == SHUTDOWN_suspend;
 }
 
-static int save_suspend(void *data)
+/* SHUTDOWN_suspend, then wait until Xen reports the domain suspended. */
+static int suspend_domain(struct runner *r)
 {
-	struct runner *r = data;
 	struct timespec ms = { 0, 1000000 };
 	if (xc_domain_shutdown(r->xch, r->cfg->domid, SHUTDOWN_suspend)) {
 		log_err("runner: cannot suspend domain %u: %s", r->cfg->domid, strerror(errno));
-		return 0;
+		return -1;
 	}
 	r->suspended = true;
 	for (int i = 0; !domain_suspended(r); i++) {
 		if (i == SUSPEND_WAIT_MS) {
 			log_err("runner: domain %u did not suspend within %d ms", r->cfg->domid,
 				SUSPEND_WAIT_MS);
-			return 0;
+			return -1;
 		}
 		nanosleep(&ms, NULL);
 	}
+	return 0;
+}
+
+/* After the device model runs again: xc_domain_resume, never the fast path. */
+static int resume_domain(struct runner *r)
+{
+	if (xc_domain_resume(r->xch, r->cfg->domid, 0)) {
+		log_err("runner: cannot resume domain %u: %s", r->cfg->domid, strerror(errno));
+		return -1;
+	}
+	r->suspended = false;
+	return 0;
+}
+
+static int save_suspend(void *data)
+{
+	struct runner *r = data;
+	if (suspend_domain(r))
+		return 0;
 	return simple(r, XEN_CTL_SAVE_SUSPEND, 0); /* libxenguest: 0 = failed */
 }
 
+/* libxl's order (libxl__domain_resume): the device model first, then the domain. */
 static int save_postcopy(void *data)
 {
 	struct runner *r = data;
-	if (xc_domain_resume(r->xch, r->cfg->domid, 1)) {
-		log_err("runner: cannot resume domain %u: %s", r->cfg->domid, strerror(errno));
-		return 0;
-	}
-	r->suspended = false;
-	return simple(r, XEN_CTL_SAVE_POSTCOPY, 0);
+	int v = simple(r, XEN_CTL_SAVE_POSTCOPY, 0);
+	if (v <= 0)
+		return v;
+	return resume_domain(r) ? 0 : v;
 }
 
 static int save_checkpoint(void *data)
@@ -145,10 +173,50 @@ static int restore_checkpoint(void *data)
 	return simple(data, XEN_CTL_RESTORE_CHECKPOINT, XGR_CHECKPOINT_ERROR);
 }
 
-/* postcopy, wait_checkpoint, suspend: 1 go on, 2 fail over (BROKEN_CHANNEL). */
+/* libxl's colo_enable_logdirty: Xen's log first (if it is already on, switched off
+ * and on again: a clean start), then the device model's. */
+static int enable_logdirty(struct runner *r)
+{
+	uint32_t domid = r->cfg->domid;
+	if (xc_shadow_control(r->xch, domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) < 0) {
+		int err = errno;
+		if (xc_shadow_control(r->xch, domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0) < 0 ||
+		    xc_shadow_control(r->xch, domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) < 0) {
+			log_err("runner: cannot enable log-dirty on secondary domain %u: %s (libxc "
+				"needs it to send its dirty-pfn list)", domid, strerror(err));
+			return -1;
+		}
+	}
+	struct xen_ctl m = { .type = XEN_CTL_RESTORE_LOGDIRTY,
+			     .logdirty = { .domid = domid, .enable = 1 } };
+	if (call(r, &m, -1)) {
+		log_err("runner: the device model of domain %u cannot log its dirty pages", domid);
+		return -1;
+	}
+	return 0;
+}
+
+/* postcopy, wait_checkpoint, suspend: 1 go on, 2 fail over (BROKEN_CHANNEL), 0 fail.
+ * postcopy: the helper's LOAD (QEMU has the checkpoint's device state and runs);
+ * then the domain goes: the first time it was never run (unpause), later it is
+ * suspended (resume). */
 static int restore_postcopy(void *data)
 {
-	return simple(data, XEN_CTL_RESTORE_POSTCOPY, 0);
+	struct runner *r = data;
+	int v = simple(r, XEN_CTL_RESTORE_POSTCOPY, 0);
+	if (v != 1)
+		return v;
+	if (r->unpaused)
+		return resume_domain(r) ? 0 : 1;
+	if (enable_logdirty(r))
+		return 0;
+	if (xc_domain_unpause(r->xch, r->cfg->domid)) {
+		log_err("runner: cannot unpause secondary domain %u: %s", r->cfg->domid,
+			strerror(errno));
+		return 0;
+	}
+	r->unpaused = true;
+	return 1;
 }
 
 static int restore_wait(void *data)
@@ -156,9 +224,13 @@ static int restore_wait(void *data)
 	return simple(data, XEN_CTL_RESTORE_WAIT, 0);
 }
 
+/* libxl__colo_restore_domain_suspend_callback: the domain, then the device model. */
 static int restore_suspend(void *data)
 {
-	return simple(data, XEN_CTL_RESTORE_SUSPEND, 0);
+	struct runner *r = data;
+	if (r->broken || suspend_domain(r))
+		return 0;
+	return simple(r, XEN_CTL_RESTORE_SUSPEND, 0);
 }
 
 static void restore_results(xen_pfn_t store_gfn, xen_pfn_t console_gfn, void *data)
@@ -175,9 +247,53 @@ static int run_restore(struct runner *r)
 					.wait_checkpoint = restore_wait, .suspend = restore_suspend,
 					.restore_results = restore_results, .data = r };
 	unsigned long store_mfn = 0, console_mfn = 0;
-	return xc_domain_restore(r->xch, r->cfg->io, r->cfg->domid, r->cfg->store_evtchn,
-				 &store_mfn, 0, r->cfg->console_evtchn, &console_mfn, 0,
-				 XC_STREAM_COLO, &cb, r->cfg->back);
+	const struct xen_runner_cfg *c = r->cfg;
+	log_info("runner: restoring domain %u: xenstore event channel %u (served by domain %u), "
+		 "console event channel %u (domain %u)", c->domid, c->store_evtchn, c->store_domid,
+		 c->console_evtchn, c->console_domid);
+	return xc_domain_restore(r->xch, c->io, c->domid, c->store_evtchn, &store_mfn,
+				 c->store_domid, c->console_evtchn, &console_mfn, c->console_domid,
+				 XC_STREAM_COLO, &cb, c->back);
+}
+
+/* ---- checks before the stream --------------------------------------------------------- */
+
+/* libxc's restore populates the secondary's memory itself (populate_physmap, up to
+ * max_pages = target + 1 MiB in libxl): a domain already built by `xl create -p`
+ * has its memory populated and the restore fails past max_pages; a device model
+ * started on it holds mappings of frames the restore replaces. Refuse it. */
+static int check_unbuilt(struct runner *r)
+{
+	xc_dominfo_t info;
+	if (xc_domain_getinfo(r->xch, r->cfg->domid, 1, &info) != 1 || info.domid != r->cfg->domid) {
+		log_err("runner: secondary domain %u does not exist", r->cfg->domid);
+		return -1;
+	}
+	unsigned long max_pages = info.max_memkb / 4;
+	if (info.nr_pages && max_pages && info.nr_pages >= max_pages / 2) {
+		log_err("runner: secondary domain %u already has %lu of its %lu pages populated: it "
+			"was built (xl create -p?); libxc's restore needs a domain created without "
+			"its memory (docs/xen.md, the secondary's contract)", r->cfg->domid,
+			info.nr_pages, max_pages);
+		return -1;
+	}
+	return 0;
+}
+
+/* An HVM guest with PV drivers registers an event-channel upcall
+ * (HVM_PARAM_CALLBACK_IRQ). libxl suspends such a guest through its PV suspend
+ * protocol (xenstore control/shutdown or the suspend event channel) when the guest
+ * advertises it (control/feature-suspend); we only use SHUTDOWN_suspend. */
+static void warn_pv_drivers(struct runner *r)
+{
+	uint64_t cb = 0;
+	if (xc_hvm_param_get(r->xch, r->cfg->domid, HVM_PARAM_CALLBACK_IRQ, &cb) == 0 && cb)
+		log_warn("runner: domain %u has an event-channel callback (HVM_PARAM_CALLBACK_IRQ "
+			 "0x%llx): it runs PV drivers. This helper suspends it with SHUTDOWN_suspend "
+			 "behind the drivers' back and resumes it with xc_domain_resume(fast=0); "
+			 "libxl would use the PV suspend protocol if the guest advertises "
+			 "control/feature-suspend. Untested with such a guest (docs/xen.md)",
+			 r->cfg->domid, (unsigned long long)cb);
 }
 
 /* ---- main --------------------------------------------------------------------------- */
@@ -195,14 +311,40 @@ int xen_runner_main(const struct xen_runner_cfg *cfg)
 		xen_ctl_send(cfg->ctl, &fin);
 		return 1;
 	}
+	if (!cfg->primary && check_unbuilt(&r)) {
+		fin.fin.rc = -1;
+		fin.fin.err = EEXIST;
+		fin.fin.flags = XEN_CTL_FIN_REFUSED;
+		xc_interface_close(r.xch);
+		xen_ctl_send(cfg->ctl, &fin);
+		return 1;
+	}
+	warn_pv_drivers(&r);
 	int rc = cfg->primary ? run_save(&r) : run_restore(&r);
 	int err = errno;
 	if (rc)
 		log_err("runner: %s of domain %u returned %d: %s", cfg->primary ? "save" : "restore",
 			cfg->domid, rc, strerror(err));
-	/* A failed save may leave the domain suspended: it runs on, unprotected. */
-	if (cfg->primary && r.suspended && xc_domain_resume(r.xch, cfg->domid, 1) == 0)
-		fin.fin.flags = XEN_CTL_FIN_RESUMED;
+	else if (cfg->primary)
+		log_info("runner: save of domain %u stopped (a callback said stop)", cfg->domid);
+	if (r.suspended && cfg->primary) {
+		/* A save that ended with the domain suspended: it runs on, unprotected.
+		 * The device model first (the helper asks the agent), then the domain. */
+		if (!r.broken)
+			simple(&r, XEN_CTL_SAVE_RESUME_QEMU, 0);
+		if (resume_domain(&r) == 0)
+			fin.fin.flags = XEN_CTL_FIN_RESUMED;
+	} else if (!cfg->primary && rc == 0) {
+		/* Failover (libxl's colo_disable_logdirty, then from the suspended state
+		 * colo_resume_vm): log-dirty off, the domain runs again; the agent's
+		 * takeover resumes the device model. */
+		if (r.unpaused &&
+		    xc_shadow_control(r.xch, cfg->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0) < 0)
+			log_warn("runner: cannot disable log-dirty on domain %u after failover: %s",
+				 cfg->domid, strerror(errno));
+		if (r.suspended && resume_domain(&r) == 0)
+			fin.fin.flags = XEN_CTL_FIN_RESUMED;
+	}
 	fin.fin.rc = rc;
 	fin.fin.err = rc && err > 0 && err < 4096 ? (uint32_t)err : 0;
 	xc_interface_close(r.xch);

@@ -24,6 +24,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -32,14 +33,21 @@
 
 #define BACK_CHUNK (64u << 10)
 #define RUNNER_GRACE_MS 10000
-#define MAX_QUEUED 4 /* verified checkpoints waiting for libxc: 2 by the protocol's timing */
+#define MAX_QUEUED 4 /* verified non-PRECOPY checkpoints waiting for libxc: 2 by the
+		      * protocol's timing (PRECOPY ones are bounded by MAX_QUEUED_BYTES) */
+/* Back-pressure: stop reading the link while this much verified libxc stream waits
+ * for libxenguest (the initial sync arrives faster than a restore applies it). */
+#define MAX_QUEUED_BYTES (32u << 20)
 
-/* A verified checkpoint, its libxc bytes concatenated, fed to the runner's io. */
+/* A verified checkpoint, fed to the runner's io straight from the assembler's
+ * record bodies (no copy): held until fed, then released. */
 struct feed {
 	uint64_t seq;
 	bool precopy;
-	uint8_t *bytes;
-	size_t len, off;
+	struct stream_ckpt *ck; /* owns the bodies iov points into; NULL once fed */
+	struct iovec *iov;      /* its XEN_LIBXC bodies, in order */
+	size_t niov, cap, i, off; /* feeding iov[i] from off */
+	size_t len;             /* libxc octets in all */
 	uint8_t *dev;
 	size_t dev_len;
 	bool has_mark;
@@ -52,13 +60,17 @@ struct xsec {
 	struct stream_asm *as;
 	bool hello, synced;
 	struct feed *q;       /* verified, in order; q is being fed */
-	size_t nq;
+	size_t nq;            /* non-PRECOPY ones in q */
+	size_t qbytes;        /* libxc octets in q */
+	bool in_paused;       /* the link's EPOLLIN is off (qbytes over the bound) */
 	struct feed *cur;     /* fed completely, non-PRECOPY: its LOAD is next */
 	bool requested;       /* REQUEST for the next checkpoint arrived */
 	uint64_t req;
 	bool suspended;       /* our SUSPEND for `req` was answered: its checkpoint may come */
 	uint64_t base, agent_seq;
 	bool failover, gone;  /* the agent asked / the link is closed */
+	bool results_logged;  /* restore_results of the first checkpoint logged */
+	bool io_closed;       /* the runner closed its stream (it is ending) */
 	uint64_t last_off;
 	int load_fd;
 	struct repl_stats stats;
@@ -69,16 +81,43 @@ static struct xsec *S(const struct helper *h)
 	return xen_of(h)->role;
 }
 
-static void feed_free(struct feed *f)
+static void feed_done(struct xsec *s, struct feed *f)
+{
+	stream_asm_release(s->as, f->ck);
+	f->ck = NULL;
+	free(f->iov);
+	f->iov = NULL;
+	f->niov = f->cap = 0;
+}
+
+static void feed_free(struct xsec *s, struct feed *f)
 {
 	if (!f)
 		return;
-	free(f->bytes);
+	feed_done(s, f);
 	free(f->dev);
 	free(f);
 }
 
 /* ---- feeding libxc -------------------------------------------------------------------- */
+
+/* Read the link or not (hysteresis: pause above MAX_QUEUED_BYTES, resume at half).
+ * helper_net.c re-arms EPOLLIN whenever it toggles EPOLLOUT, so a pause is
+ * re-applied after every feed (xs_feed); the leak is one read budget. */
+static void pace_link(struct helper *h, bool reapply)
+{
+	struct xsec *s = S(h);
+	if (h->net < 0 || h->failing)
+		return;
+	size_t bound = s->in_paused ? MAX_QUEUED_BYTES / 2 : MAX_QUEUED_BYTES;
+	bool pause = !s->gone && s->qbytes > bound;
+	if (pause == s->in_paused && !(pause && reapply))
+		return;
+	if (pause && !s->in_paused)
+		log_debug("helper: %zu octets wait for libxenguest; not reading the link", s->qbytes);
+	s->in_paused = pause;
+	loop_mod_fd(h->loop, h->net, (pause ? 0 : EPOLLIN) | (h->net_out_armed ? EPOLLOUT : 0));
+}
 
 static void end_of_input(struct helper *h)
 {
@@ -93,14 +132,29 @@ static void feed_io(struct helper *h)
 {
 	struct xen *x = xen_of(h);
 	struct xsec *s = S(h);
-	while (s->q && !s->cur && x->io >= 0) {
+	while (s->q && !s->cur && x->io >= 0 && !s->io_closed) {
 		struct feed *f = s->q;
-		if (f->off < f->len) {
-			ssize_t n = write(x->io, f->bytes + f->off, f->len - f->off);
+		if (f->i < f->niov && f->off == f->iov[f->i].iov_len) {
+			f->i++;
+			f->off = 0;
+			continue;
+		}
+		if (f->i < f->niov) {
+			const struct iovec *v = &f->iov[f->i];
+			ssize_t n = write(x->io, (const uint8_t *)v->iov_base + f->off,
+					  v->iov_len - f->off);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0 && errno == EAGAIN)
 				break;
+			if (n < 0 && (errno == EPIPE || errno == ECONNRESET) && x->runner > 0) {
+				/* The runner is ending: its FINISHED (or death) says why
+				 * (xs_finished); it gets the grace to say it. */
+				loop_mod_fd(h->loop, x->io, 0);
+				s->io_closed = true;
+				xen_runner_deadline(x, RUNNER_GRACE_MS);
+				return;
+			}
 			if (n <= 0) {
 				loop_mod_fd(h->loop, x->io, 0);
 				helper_fail(h, REPL_LOCAL_ERROR, "libxenguest stopped reading its stream: %s",
@@ -111,14 +165,18 @@ static void feed_io(struct helper *h)
 			continue;
 		}
 		s->q = f->next;
-		s->nq--;
+		s->qbytes -= f->len;
+		if (!f->precopy)
+			s->nq--;
+		feed_done(s, f); /* fed: only the device state (copied) is still needed */
 		if (f->precopy)
-			feed_free(f);
+			feed_free(s, f);
 		else
 			s->cur = f; /* libxc reaches its CHECKPOINT record: restore.checkpoint */
 	}
-	if (x->io >= 0)
+	if (x->io >= 0 && !s->io_closed)
 		loop_mod_fd(h->loop, x->io, s->q && !s->cur ? EPOLLOUT : 0);
+	pace_link(h, false);
 	end_of_input(h);
 }
 
@@ -132,9 +190,20 @@ static void xs_back(struct helper *h, uint32_t events)
 {
 	struct xen *x = xen_of(h);
 	if (x->back >= 0 && (h->net < 0 || h->failing)) {
-		/* Nobody to send it to: stop watching (a level-triggered fd would spin). */
-		loop_mod_fd(h->loop, x->back, 0);
-		return;
+		/* Nobody to send it to, but libxc may be blocked writing a large dirty
+		 * list (failover from the suspended state): read and drop it until the
+		 * runner closes its end, or its writev never returns. */
+		uint8_t sink[BACK_CHUNK / 4];
+		for (;;) {
+			ssize_t n = read(x->back, sink, sizeof(sink));
+			if (n > 0)
+				continue;
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n == 0 || errno != EAGAIN)
+				loop_mod_fd(h->loop, x->back, 0); /* the runner's end closed */
+			return;
+		}
 	}
 	while (x->back >= 0 && h->net >= 0 && !h->failing) {
 		uint8_t *buf = malloc(BACK_CHUNK);
@@ -157,26 +226,40 @@ static void xs_back(struct helper *h, uint32_t events)
 
 /* ---- received checkpoints --------------------------------------------------------------- */
 
-static int cat_xen(void *arg, const uint8_t *data, size_t len)
+static int add_iov(void *arg, const uint8_t *data, size_t len)
 {
-	struct wr *w = arg;
-	return wr_bytes(w, data, len);
+	struct feed *f = arg;
+	if (!len)
+		return 0;
+	if (f->niov == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 64;
+		struct iovec *n = realloc(f->iov, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		f->iov = n;
+		f->cap = cap;
+	}
+	f->iov[f->niov++] = (struct iovec){ .iov_base = (void *)data, .iov_len = len };
+	f->len += len;
+	return 0;
 }
 
+/* Takes ck (also on failure). */
 static struct feed *make_feed(struct helper *h, struct stream_ckpt *ck)
 {
 	struct xsec *s = S(h);
 	struct feed *f = calloc(1, sizeof(*f));
-	struct wr w;
 	size_t dev_len = 0;
 	const void *dev = stream_ckpt_device_state(ck, &dev_len);
-	wr_init(&w);
-	if (!f || stream_ckpt_foreach_xen(ck, cat_xen, &w) || w.err)
+	if (!f) {
+		stream_asm_release(s->as, ck);
+		return NULL;
+	}
+	f->ck = ck;
+	if (stream_ckpt_foreach_xen(ck, add_iov, f))
 		goto fail;
 	f->seq = stream_ckpt_seq(ck);
 	f->precopy = stream_ckpt_flags(ck) & STREAM_CKPT_PRECOPY;
-	f->bytes = w.buf;
-	f->len = w.len;
 	f->has_mark = stream_ckpt_input_mark(ck, &f->mark);
 	if (dev_len) {
 		f->dev = malloc(dev_len);
@@ -190,8 +273,7 @@ static struct feed *make_feed(struct helper *h, struct stream_ckpt *ck)
 	s->last_off = off;
 	return f;
 fail:
-	wr_free(&w);
-	free(f);
+	feed_free(s, f);
 	return NULL;
 }
 
@@ -202,7 +284,7 @@ static const char *misplaced(const struct xsec *s, const struct stream_ckpt *ck)
 	size_t dev_len;
 	if (!precopy && !stream_ckpt_device_state(ck, &dev_len))
 		return "a checkpoint without DEVICE_STATE";
-	if (s->nq >= MAX_QUEUED)
+	if (!precopy && s->nq >= MAX_QUEUED)
 		return "a checkpoint while libxenguest still holds too many";
 	if (!s->synced && !s->base)
 		return NULL; /* the initial sync: PRECOPY passes, then the final one */
@@ -220,7 +302,9 @@ static void enqueue(struct helper *h, struct feed *f)
 	while (*t)
 		t = &(*t)->next;
 	*t = f;
-	s->nq++;
+	if (!f->precopy)
+		s->nq++;
+	s->qbytes += f->len;
 	feed_io(h);
 }
 
@@ -237,7 +321,6 @@ static void checkpoint(struct helper *h, struct stream_ckpt *ck)
 		return;
 	}
 	struct feed *f = make_feed(h, ck);
-	stream_asm_release(s->as, ck);
 	if (!f) {
 		helper_reject(h, REPL_LOCAL_ERROR, STREAM_ERR_NOMEM,
 			      "out of memory holding checkpoint %llu", (unsigned long long)seq);
@@ -299,6 +382,7 @@ static void xs_feed(struct helper *h, const uint8_t *buf, size_t len)
 		else if (rc == STREAM_ASM_RECORD && rec.type == STREAM_REC_ERROR)
 			helper_peer_error(h, rec.error.code, rec.error.reason);
 	}
+	pace_link(h, true);
 }
 
 /* ---- the runner's callbacks --------------------------------------------------------------- */
@@ -362,6 +446,15 @@ static void wait_ckpt(struct helper *h)
 		xen_reply(xen_of(h), 1);
 }
 
+static void ask_logdirty(struct helper *h)
+{
+	struct wr w;
+	wr_init(&w);
+	repl_msg_put_logdirty(&w, true);
+	helper_ask(h, OWE_LOGDIRTY, &w, -1);
+	wr_free(&w);
+}
+
 static void xs_call(struct helper *h, const struct xen_ctl *m)
 {
 	struct xsec *s = S(h);
@@ -377,9 +470,19 @@ static void xs_call(struct helper *h, const struct xen_ctl *m)
 			return xen_reply(x, 1);
 		break;
 	case XEN_CTL_RESTORE_RESULTS:
-		log_info("helper: restore results: store gfn 0x%llx, console gfn 0x%llx",
-			 (unsigned long long)m->results.store_gfn,
-			 (unsigned long long)m->results.console_gfn);
+		/* libxc cleared both rings, reseeded the grant table with the store and
+		 * console domains, and set the event-channel parameters. Nothing else in
+		 * the domain changed; the first time, xenstored must learn the ring. */
+		if (!s->results_logged)
+			log_info("helper: domain %u: xenstore ring at gfn 0x%llx (event channel %u), "
+				 "console ring at gfn 0x%llx (event channel %u). If the toolstack did "
+				 "not introduce the domain to xenstored yet, it must now: "
+				 "xs_introduce_domain(%u, 0x%llx, %u) (docs/xen.md)",
+				 h->cfg.vm_id, (unsigned long long)m->results.store_gfn,
+				 h->cfg.xen_store_evtchn, (unsigned long long)m->results.console_gfn,
+				 h->cfg.xen_console_evtchn, h->cfg.vm_id,
+				 (unsigned long long)m->results.store_gfn, h->cfg.xen_store_evtchn);
+		s->results_logged = true;
 		return xen_reply(x, 0);
 	case XEN_CTL_RESTORE_POSTCOPY:
 		if (!s->cur)
@@ -389,6 +492,16 @@ static void xs_call(struct helper *h, const struct xen_ctl *m)
 		break;
 	case XEN_CTL_RESTORE_WAIT:
 		return wait_ckpt(h);
+	case XEN_CTL_RESTORE_LOGDIRTY:
+		/* The runner's first postcopy, before it unpauses the domain: the device
+		 * model must log its writes, or libxc's dirty-pfn list misses them. */
+		if (m->logdirty.domid != h->cfg.vm_id || !m->logdirty.enable)
+			bad = "log-dirty for another domain, or off";
+		else if (h->failing && h->fail_why == REPL_LOCAL_ERROR)
+			return xen_reply(x, -1);
+		else
+			return ask_logdirty(h);
+		break;
 	case XEN_CTL_RESTORE_SUSPEND:
 		if (s->gone)
 			return xen_reply(x, 2);
@@ -411,7 +524,7 @@ static void loaded(struct helper *h, const struct repl_msg *m)
 	struct xen *x = xen_of(h);
 	close(s->load_fd);
 	s->load_fd = -1;
-	feed_free(s->cur);
+	feed_free(s, s->cur);
 	s->cur = NULL;
 	if (m->done.err) {
 		helper_reject(h, REPL_LOCAL_ERROR, STREAM_ERR_APPLY_FAILED,
@@ -481,6 +594,11 @@ static void xs_agent(struct helper *h, const struct repl_msg *m)
 		return suspended(h, m);
 	case REPL_MSG_FAILOVER:
 		return failover(h);
+	case REPL_MSG_LOGDIRTY_DONE:
+		if (m->done.err)
+			log_err("helper: the agent could not start the device model's dirty log: %s",
+				strerror(-m->done.err));
+		return xen_reply(xen_of(h), m->done.err ? -1 : 0);
 	case REPL_MSG_STOPPED:
 		return;
 	default:
@@ -528,7 +646,11 @@ static void xs_finished(struct helper *h)
 		}
 		return;
 	}
-	if (s->cur || s->q)
+	if (x->finished && x->fin.fin.flags & XEN_CTL_FIN_REFUSED)
+		snprintf(why, sizeof(why),
+			 "domain %u is already built (its memory is populated): libxc's restore needs a "
+			 "domain created without it, see docs/xen.md", h->cfg.vm_id);
+	else if (s->cur || s->q)
 		snprintf(why, sizeof(why), "libxenguest ended with verified checkpoints not applied");
 	else
 		snprintf(why, sizeof(why), "libxenguest's restore of domain %u ended (rc %d: %s)",
@@ -596,9 +718,9 @@ static void xs_free(struct helper *h)
 	while (s->q) {
 		struct feed *f = s->q;
 		s->q = f->next;
-		feed_free(f);
+		feed_free(s, f);
 	}
-	feed_free(s->cur);
+	feed_free(s, s->cur);
 	stream_asm_free(s->as);
 	if (s->load_fd >= 0)
 		close(s->load_fd);

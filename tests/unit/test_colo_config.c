@@ -147,7 +147,8 @@ static void test_help_lists_every_option_with_default(void)
 				"--no-net", "--net-tap", "--net-bridge", "--net-queue-out",
 				"--net-queue-in", "--net-compare-timeout", "--net-link-port",
 				"--net-setup", "--backend", "--domid", "--xen-helper",
-				"--disk-replication" };
+				"--disk-replication", "--xen-store-evtchn", "--xen-console-evtchn",
+				"--xen-store-domid", "--xen-console-domid" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		CHECK(strstr(buf, names[i]) != NULL);
 	CHECK(strstr(buf, "default: 2000") != NULL);
@@ -159,7 +160,7 @@ static void test_help_lists_every_option_with_default(void)
 	int n = 0;
 	for (const char *p = buf; (p = strstr(p, "default:")); p++)
 		n++;
-	CHECK_EQ(n, 29);
+	CHECK_EQ(n, 33);
 	CHECK(strstr(buf, "--backend qemu|xen") && strstr(buf, "default: qemu\n"));
 	CHECK(strstr(buf, "--disk-replication on|off") && strstr(buf, "default: off\n"));
 	CHECK(strstr(buf, "default: colo-xen-helper next to colo-agent") != NULL);
@@ -238,6 +239,14 @@ static void test_xen_options(void)
 	REQUIRE(PARSE(&c, err, "--role", "secondary", "--backend=xen", "--domid", "7",
 		      "--heartbeat-peer", "10.0.0.1", "--disk-replication", "on", "--xen-helper",
 		      "/opt/colo/helper", "--ram-size", "1G") == 0);
+	/* A Xen secondary must name the domain's xenstore event channel. */
+	CHECK(config_validate(&c, err, sizeof(err)) < 0 && strstr(err, "--xen-store-evtchn"));
+	REQUIRE(PARSE(&c, err, "--role", "secondary", "--backend=xen", "--domid", "7",
+		      "--heartbeat-peer", "10.0.0.1", "--disk-replication", "on", "--xen-helper",
+		      "/opt/colo/helper", "--ram-size", "1G", "--xen-store-evtchn", "5",
+		      "--xen-console-evtchn", "6", "--xen-store-domid", "3") == 0);
+	CHECK(c.xen_store_evtchn == 5 && c.xen_console_evtchn == 6 && c.xen_store_domid == 3 &&
+	      c.xen_console_domid == 0);
 	CHECK(c.domid_set && c.domid == 7 && c.disk_repl);
 	CHECK(!strcmp(c.xen_helper, "/opt/colo/helper"));
 	CHECK(config_validate(&c, err, sizeof(err)) == 0); /* no --ram-file needed */
@@ -259,6 +268,8 @@ static void test_xen_options(void)
 	CHECK(PARSE(&c, err, "--domid", "0") < 0 && strstr(err, "dom0"));
 	CHECK(PARSE(&c, err, "--domid", "32752") < 0 && strstr(err, "--domid"));
 	CHECK(PARSE(&c, err, "--domid", "-1") < 0);
+	CHECK(PARSE(&c, err, "--xen-store-evtchn", "0") < 0);
+	CHECK(PARSE(&c, err, "--xen-console-domid", "32752") < 0);
 	CHECK(PARSE(&c, err, "--disk-replication", "yes") < 0 && strstr(err, "on nor off"));
 	CHECK(PARSE(&c, err, "--disk-replication") < 0 && strstr(err, "needs a value"));
 	CHECK(PARSE(&c, err, "--domid", "32751") == 0 && c.domid == 32751);

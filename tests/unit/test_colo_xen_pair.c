@@ -89,6 +89,7 @@ static void side_start(struct side *s, struct loop *loop, enum agent_role role, 
 	s->cfg.domid_set = true;
 	s->cfg.ram_size = PAGES * 4096;
 	s->cfg.disk_repl = disk;
+	s->cfg.xen_store_evtchn = 17; /* the stand-in only records it */
 	snprintf(s->cfg.xen_helper, sizeof(s->cfg.xen_helper), "%s", standin());
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", repl);
 	REQUIRE(colo_addr_parse(addr, 1, &s->cfg.repl) == 0);
@@ -163,6 +164,13 @@ static void run_pair(bool disk)
 	if (on < 0)
 		fprintf(stderr, "    the stand-in never asked for the device model's dirty log\n");
 	CHECK(on >= 0 && !strcmp(pri.qemu.args[on], "{\"enable\":true}"));
+	/* The secondary's device model logs too, once, after its first load and before
+	 * its domain first runs (the dirty-pfn list it sends back must include QEMU's
+	 * writes). */
+	int son = xf_find(&sec.qemu, "xen-set-global-dirty-log", 0);
+	CHECK(son >= 0 && !strcmp(sec.qemu.args[son], "{\"enable\":true}"));
+	CHECK(son > xf_find(&sec.qemu, "xen-load-devices-state", 0));
+	CHECK_EQ(xf_count(&sec.qemu, "xen-set-global-dirty-log"), 1);
 
 	/* The primary's agent dies: the secondary takes over. */
 	agent_free(pri.a);

@@ -8,6 +8,8 @@
 
 #include "checkpoint/repl_int.h"
 #include "checkpoint/repl_msg.h"
+#include "checkpoint/stream.h"
+#include "checkpoint/stream_int.h"
 #include "tests/unit/test_xen_pair.h"
 #include "xen/xen_ctl.h"
 #include "xen/xen_helper.h"
@@ -16,14 +18,14 @@ static const uint16_t all_types[] = {
 	XEN_CTL_SAVE_SUSPEND, XEN_CTL_SAVE_POSTCOPY, XEN_CTL_SAVE_CHECKPOINT, XEN_CTL_SAVE_WAIT,
 	XEN_CTL_SAVE_LOGDIRTY, XEN_CTL_RESTORE_CHECKPOINT, XEN_CTL_RESTORE_POSTCOPY,
 	XEN_CTL_RESTORE_WAIT, XEN_CTL_RESTORE_SUSPEND, XEN_CTL_RESTORE_RESULTS, XEN_CTL_FINISHED,
-	XEN_CTL_REPLY,
+	XEN_CTL_REPLY, XEN_CTL_RESTORE_LOGDIRTY, XEN_CTL_SAVE_RESUME_QEMU,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
 static struct xen_ctl sample(uint16_t t)
 {
 	struct xen_ctl m = { .type = t };
-	if (t == XEN_CTL_SAVE_LOGDIRTY) {
+	if (t == XEN_CTL_SAVE_LOGDIRTY || t == XEN_CTL_RESTORE_LOGDIRTY) {
 		m.logdirty.domid = 7;
 		m.logdirty.enable = 1;
 	} else if (t == XEN_CTL_RESTORE_RESULTS) {
@@ -110,14 +112,15 @@ static void test_ctl_hostile_fields(void)
 	expect_bad_field(sample(XEN_CTL_REPLY), 8 + 7, 3, "REPLY value 3");
 	expect_bad_field(sample(XEN_CTL_SAVE_LOGDIRTY), 8 + 7, 2, "LOGDIRTY enable 2");
 	expect_bad_field(sample(XEN_CTL_FINISHED), 8 + 6, 0x20, "FINISHED errno 8192+");
-	expect_bad_field(sample(XEN_CTL_FINISHED), 8 + 11, 2, "FINISHED unknown flag");
+	expect_bad_field(sample(XEN_CTL_FINISHED), 8 + 11, 4, "FINISHED unknown flag");
+	expect_bad_field(sample(XEN_CTL_RESTORE_LOGDIRTY), 8 + 7, 2, "RESTORE_LOGDIRTY enable 2");
 	expect_bad_field(sample(XEN_CTL_FINISHED), 8 + 15, 1, "FINISHED reserved");
 }
 
 /* ---- a hostile runner ---------------------------------------------------------------- */
 
 enum bad_runner { BR_SHORT, BR_UNKNOWN, BR_REPLY, BR_OTHER_ROLE, BR_WRONG_LEN, BR_DIES_IN_CALL,
-		  BR_TWO_CALLS, BR_NONE };
+		  BR_TWO_CALLS, BR_EMPTY, BR_NONE };
 static enum bad_runner bad_runner;
 
 static void raw(int fd, const void *p, size_t n)
@@ -160,6 +163,10 @@ static int hostile_runner(const struct xen_runner_cfg *cfg)
 		xen_ctl_send(cfg->ctl, &m);
 		usleep(100000);
 		xen_ctl_send(cfg->ctl, &m);
+		break;
+	case BR_EMPTY: /* SOCK_SEQPACKET: recv() returns 0, like EOF, but we live on */
+		if (send(cfg->ctl, "", 0, MSG_NOSIGNAL) != 0)
+			_exit(9);
 		break;
 	case BR_NONE:
 		break;
@@ -232,6 +239,15 @@ static void test_runner_two_calls_at_once(void)
 	run_hostile_runner(BR_TWO_CALLS, "a second callback before the first was answered");
 }
 
+/* An empty datagram reads as EOF; the runner is alive: the helper must not block
+ * in waitpid (its loop would hang for good). It kills the runner after a grace. */
+static void test_runner_empty_datagram(void)
+{
+	uint64_t t0 = mono_ms();
+	run_hostile_runner(BR_EMPTY, "killed by signal 9 before it finished");
+	CHECK(mono_ms() - t0 < 5000);
+}
+
 /* ---- a hostile agent ---------------------------------------------------------------- */
 
 /* Exec the stand-in helper with our end on fd 3, send msgs, return its exit status
@@ -268,10 +284,47 @@ static int agent_session(const struct wr *msgs, size_t n, struct repl_msg *reply
 static struct repl_start xen_start(uint16_t port, enum repl_backend be)
 {
 	struct repl_start s = { .role = REPL_SECONDARY, .backend = be, .vm_id = XP_SEC_DOM,
-				.ram_size = xp_pages * XP_PS, .config_hash = 1, .peer_port = port };
+				.ram_size = xp_pages * XP_PS, .config_hash = 1, .peer_port = port,
+				.xen_store_evtchn = 17 };
 	snprintf(s.peer_host, sizeof(s.peer_host), "127.0.0.1");
 	snprintf(s.ram_path, sizeof(s.ram_path), "xen-domain");
 	return s;
+}
+
+/* START: the Xen tail (store/console event channels and domids) travels only
+ * with backend 2; QEMU's START keeps its version-1 layout. */
+static void test_start_xen_tail(void)
+{
+	char why[200];
+	struct repl_msg got;
+	struct wr w;
+	struct repl_start x = xen_start(7700, REPL_BACKEND_XEN), q = xen_start(7700, REPL_BACKEND_QEMU);
+	x.xen_console_evtchn = 18;
+	x.xen_store_domid = 1;
+	x.xen_console_domid = 2;
+	q.xen_store_evtchn = 0;
+	wr_init(&w);
+	repl_msg_put_start(&w, &x);
+	CHECK_EQ(w.len, REPL_MSG_HDR_LEN + REPL_START_FIXED_LEN + 9 + 10 + REPL_START_XEN_LEN);
+	REQUIRE(repl_msg_parse(w.buf, w.len, 0, REPL_TO_HELPER, &got, why, sizeof(why)) == 0);
+	CHECK(got.start.xen_store_evtchn == 17 && got.start.xen_console_evtchn == 18 &&
+	      got.start.xen_store_domid == 1 && got.start.xen_console_domid == 2);
+	/* cut the tail: the lengths no longer agree */
+	w.len -= REPL_START_XEN_LEN;
+	wr_patch_be32(&w, 4, (uint32_t)(w.len - REPL_MSG_HDR_LEN));
+	CHECK_EQ(repl_msg_parse(w.buf, w.len, 0, REPL_TO_HELPER, &got, why, sizeof(why)), -EBADMSG);
+	/* a store domid past the last real one */
+	wr_reset(&w);
+	x.xen_store_domid = 0x7ff0;
+	repl_msg_put_start(&w, &x);
+	CHECK_EQ(repl_msg_parse(w.buf, w.len, 0, REPL_TO_HELPER, &got, why, sizeof(why)), -EBADMSG);
+	CHECK(strstr(why, "domid") != NULL);
+	/* QEMU: no tail */
+	wr_reset(&w);
+	repl_msg_put_start(&w, &q);
+	CHECK_EQ(w.len, REPL_MSG_HDR_LEN + REPL_START_FIXED_LEN + 9 + 10);
+	CHECK_EQ(repl_msg_parse(w.buf, w.len, 0, REPL_TO_HELPER, &got, why, sizeof(why)), 0);
+	wr_free(&w);
 }
 
 static void test_agent_garbage_instead_of_start(void)
@@ -298,6 +351,22 @@ static void test_agent_qemu_start_is_refused(void)
 	wr_free(&w[0]);
 }
 
+/* A Xen secondary without a xenstore event channel: libxc would write 0 into
+ * HVM_PARAM_STORE_EVTCHN at every checkpoint. Refused before anything runs. */
+static void test_secondary_start_without_store_evtchn(void)
+{
+	struct wr w[1];
+	struct repl_msg m;
+	struct repl_start s = xen_start(xp_free_port(), REPL_BACKEND_XEN);
+	s.xen_store_evtchn = 0;
+	wr_init(&w[0]);
+	repl_msg_put_start(&w[0], &s);
+	CHECK_EQ(agent_session(w, 1, &m), 1);
+	CHECK_EQ(m.type, REPL_MSG_FAILED);
+	CHECK(m.failed.why == REPL_LOCAL_ERROR && strstr(m.failed.reason, "event channel"));
+	wr_free(&w[0]);
+}
+
 static void test_agent_answers_nobody_asked_for(void)
 {
 	struct wr w[2];
@@ -316,6 +385,63 @@ static void test_agent_answers_nobody_asked_for(void)
 	CHECK_EQ(agent_session(w, 2, &m), 3);
 	wr_free(&w[0]);
 	wr_free(&w[1]);
+}
+
+/* A hostile primary streams one checkpoint of XEN_LIBXC records far past any
+ * libxc stream the domain could need: the secondary's decoder refuses it at the
+ * checkpoint budget (ram pages x (page + 24) + 128 MiB, docs/checkpoint-stream.md),
+ * TOO_LONG, before holding more than that, and nothing reaches libxenguest. */
+static void test_hostile_primary_endless_checkpoint(void)
+{
+	struct xpair p = { 0 };
+	xp_start_secondary(&p, NULL);
+	struct stream_ident id = { .backend = STREAM_BACKEND_XEN, .page_size = XP_PS,
+				   .ram_size = xp_pages * XP_PS, .config_hash = 0x5eed };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(p.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	REQUIRE(fd >= 0);
+	int ok = -1;
+	for (int i = 0; i < 200 && ok < 0; i++) {
+		ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		if (ok < 0)
+			loop_run_once(p.loop, 10);
+	}
+	REQUIRE(ok == 0);
+	struct stream_enc *e = stream_enc_new(&id, STREAM_PRIMARY);
+	REQUIRE(e);
+	static uint8_t chunk[1 << 20];
+	memset(chunk, 0xa5, sizeof(chunk));
+	REQUIRE(stream_enc_header(e) == 0 && stream_enc_begin(e, 1, STREAM_CKPT_PRECOPY) == 0);
+	uint64_t budget = stream_ckpt_budget(&id), sent = 0;
+	signal(SIGPIPE, SIG_IGN);
+	/* Write until the secondary refuses (the socket breaks) or well past the budget. */
+	while (sent < budget + (64u << 20) && !p.sec.failed) {
+		if (stream_enc_xen_libxc(e, chunk, sizeof(chunk)) < 0)
+			break;
+		int rc = stream_enc_flush(e, fd);
+		if (rc < 0 && rc != -EAGAIN)
+			break;
+		while (rc == -EAGAIN && !p.sec.failed) {
+			loop_run_once(p.loop, 5);
+			rc = stream_enc_flush(e, fd);
+		}
+		sent += sizeof(chunk);
+		loop_run_once(p.loop, 0);
+	}
+	XP_RUN_UNTIL(&p, p.sec.failed, 10000);
+	CHECK_EQ(p.sec.failed, 1);
+	/* CORRUPT_STREAM, then LOCAL_ERROR: the runner ended with no checkpoint applied */
+	CHECK(p.sec.why == REPL_CORRUPT_STREAM || p.sec.why == REPL_LOCAL_ERROR);
+	CHECK(strstr(p.sec.reason, "TOO_LONG") && strstr(p.sec.reason, "over its budget"));
+	CHECK(sent > budget); /* it was refused when the budget ran out */
+	CHECK_EQ(p.sec.loads, 0);
+	char sec[4096];
+	xp_trace(&p, XP_SEC_DOM, sec, sizeof(sec));
+	CHECK(strstr(sec, "checkpoint") == NULL); /* libxenguest saw none of it */
+	stream_enc_free(e);
+	close(fd);
+	xp_stop(&p);
 }
 
 /* repl_start() execs the Xen helper; a missing one is a local error, not a hang. */
@@ -373,9 +499,13 @@ static const struct test tests[] = {
 	TEST(test_runner_wrong_length),
 	TEST(test_runner_dies_in_a_callback),
 	TEST(test_runner_two_calls_at_once),
+	TEST(test_runner_empty_datagram),
 	TEST(test_agent_garbage_instead_of_start),
 	TEST(test_agent_qemu_start_is_refused),
+	TEST(test_start_xen_tail),
+	TEST(test_secondary_start_without_store_evtchn),
 	TEST(test_agent_answers_nobody_asked_for),
+	TEST(test_hostile_primary_endless_checkpoint),
 	TEST(test_missing_helper_is_a_local_error),
 	TEST(test_write_fuzz_seeds),
 	{ 0 },

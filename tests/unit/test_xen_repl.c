@@ -24,6 +24,8 @@ static void test_sync_and_checkpoints_are_identical(void)
 		CHECK_EQ(p.sec.marks[k], 1000 + k);
 	CHECK_EQ(p.pri.logdirty_on, 1);
 	CHECK_EQ(p.sec.suspends, 5); /* the secondary stops for each checkpoint after the sync */
+	CHECK(xp_no_violation(&p, XP_PRI_DOM));
+	CHECK(xp_no_violation(&p, XP_SEC_DOM));
 	xp_stop(&p);
 }
 
@@ -56,14 +58,33 @@ static void test_callback_order(void)
 	XP_RUN_UNTIL(&p, p.sec.commits >= 3, 5000);
 	xp_trace(&p, XP_PRI_DOM, pri, sizeof(pri));
 	xp_trace(&p, XP_SEC_DOM, sec, sizeof(sec));
+	/* The primary: Xen suspends the domain before QEMU stops (inside `suspend`);
+	 * after the ACK QEMU runs first, then xc_domain_resume(fast=0). */
 	const char *want_pri = "switch_qemu_logdirty 1\n"
-			       "suspend\ncheckpoint\npostcopy\nresume fast=1\nwait_checkpoint\n"
-			       "suspend\npeer dirty ";
-	const char *want_sec = "checkpoint\nrestore_results\npostcopy\nwait_checkpoint\nsuspend\ndirty ";
-	if (strncmp(pri, want_pri, strlen(want_pri)) || strncmp(sec, want_sec, strlen(want_sec)))
+			       "suspend\nxen suspend (was running)\ncheckpoint\npostcopy\n"
+			       "resume fast=0\nwait_checkpoint\n"
+			       "suspend\nxen suspend (was running)\npeer dirty ";
+	/* The secondary: checkpoint 1 lands in the paused, never-run domain; its
+	 * postcopy (LOAD) turns log-dirty on and unpauses it; suspend stops Xen's
+	 * domain before QEMU; later postcopies resume it (fast=0). */
+	const char *want_sec = "checkpoint\nrestore_results\npostcopy\nshadow op 2\nunpause\n"
+			       "wait_checkpoint\nsuspend\nxen suspend (was running)\ndirty ";
+	const char *want_sec2 = "checkpoint\nrestore_results\npostcopy\nresume fast=0\n"
+				"wait_checkpoint\nsuspend\nxen suspend (was running)\ndirty ";
+	const char *s1 = strstr(sec, "checkpoint\n");
+	bool ok = !strncmp(pri, want_pri, strlen(want_pri)) && s1 &&
+		  !strncmp(s1, want_sec, strlen(want_sec)) && strstr(sec, want_sec2) &&
+		  !strncmp(sec, "restore store evtchn", 20);
+	if (!ok)
 		fprintf(stderr, "    primary trace:\n%s    secondary trace:\n%s", pri, sec);
 	CHECK(strncmp(pri, want_pri, strlen(want_pri)) == 0);
-	CHECK(strncmp(sec, want_sec, strlen(want_sec)) == 0);
+	CHECK(s1 && strncmp(s1, want_sec, strlen(want_sec)) == 0);
+	CHECK(strstr(sec, want_sec2) != NULL);
+	CHECK_EQ(p.sec.logdirty_on, 1); /* the secondary's device model logs too */
+	/* START's Xen tail reached xc_domain_restore */
+	CHECK(strstr(sec, "restore store evtchn 17 domid 0 console evtchn 18 domid 0\n") == sec);
+	CHECK(xp_no_violation(&p, XP_PRI_DOM));
+	CHECK(xp_no_violation(&p, XP_SEC_DOM));
 	/* The secondary's own writes reach the primary's merge on the back channel. */
 	CHECK(strstr(pri, "peer dirty 0\n") == NULL);
 	xp_stop(&p);
@@ -96,6 +117,13 @@ static void test_broken_channel_mid_checkpoint(void)
 	CHECK(memcmp(p.snap[1], p.sec.mem, xp_pages * XP_PS) == 0);
 	REQUIRE(p.snap[2]);
 	CHECK(memcmp(p.snap[2], p.sec.mem, xp_pages * XP_PS) != 0);
+	if (rc == 0) { /* failover from the suspended state: the runner resumed the domain */
+		char sec[8192];
+		xp_trace(&p, XP_SEC_DOM, sec, sizeof(sec));
+		const char *f = strstr(sec, "failover\n");
+		CHECK(f && strstr(f, "resume fast=0\n"));
+	}
+	CHECK(xp_no_violation(&p, XP_SEC_DOM));
 	xp_stop(&p);
 }
 
@@ -158,12 +186,21 @@ static void test_primary_runs_on_when_the_secondary_dies(void)
 	CHECK_EQ(p.pri.commits, 2);
 	char pri[4096];
 	xp_trace(&p, XP_PRI_DOM, pri, sizeof(pri));
-	/* The save unwound (libxc's cleanup), then the runner resumed the domain. */
-	const char *tail = "suspend\nswitch_qemu_logdirty 0\nresume fast=1\n";
+	/* The save unwound (libxc's cleanup) somewhere in checkpoint 3 (where depends
+	 * on how far the secondary's dirty list and the link got before its helper
+	 * died), with the domain suspended; then QEMU ran again (the stand-in refuses
+	 * a resume while it is stopped) and the runner resumed the domain. */
+	const char *tail = "switch_qemu_logdirty 0\nresume fast=0\n";
+	CHECK(xp_no_violation(&p, XP_PRI_DOM));
 	size_t n = strlen(pri), t = strlen(tail);
-	if (n < t || strcmp(pri + n - t, tail))
+	const char *last_suspend = strstr(pri, "xen suspend"), *r;
+	for (const char *k = last_suspend; k && (k = strstr(k + 1, "xen suspend"));)
+		last_suspend = k;
+	r = last_suspend ? strstr(last_suspend, "resume fast=0") : NULL;
+	bool ok = n >= t && !strcmp(pri + n - t, tail) && r == pri + n - strlen("resume fast=0\n");
+	if (!ok)
 		fprintf(stderr, "    primary trace:\n%s", pri);
-	CHECK(n >= t && strcmp(pri + n - t, tail) == 0);
+	CHECK(ok); /* nothing resumed the domain between its last suspend and the end */
 	xp_stop(&p);
 }
 
@@ -200,6 +237,113 @@ static void test_callback_error_stops_the_primary(void)
 	xp_stop(&p);
 }
 
+/* A 40 MiB domain, a fast primary and a slow restore (20 ms per PAGE_DATA batch):
+ * the initial sync's PRECOPY checkpoints pile up on the secondary. They do not
+ * count against the queue of checkpoints libxenguest holds; the helper stops
+ * reading the link while over 32 MiB wait (back-pressure) instead. */
+static void test_slow_restore_initial_sync(void)
+{
+	char fault[32];
+	size_t pages = xp_pages;
+	xp_pages = 10240;
+	struct xpair p = { .max_ckpts = 1, .pri_writes = 50, .sec_writes = 5 };
+	snprintf(fault, sizeof(fault), "%u:slow:0", XP_SEC_DOM);
+	xp_start(&p, fault);
+	XP_RUN_UNTIL(&p, p.sec.commits >= 2 || p.pri.failed || p.sec.failed, 60000);
+	if (p.pri.failed || p.sec.failed)
+		fprintf(stderr, "    failed: primary %s / secondary %s\n", p.pri.reason, p.sec.reason);
+	CHECK_EQ(p.pri.failed + p.sec.failed, 0);
+	CHECK_EQ(p.sec.commits, 2);
+	CHECK_EQ(p.diffs, 0);
+	CHECK(xp_no_violation(&p, XP_SEC_DOM));
+	xp_stop(&p);
+	xp_pages = pages;
+}
+
+/* The primary's helper dies while the secondary's libxenguest writes a 16 MiB
+ * dirty-pfn list to its back channel: the helper keeps reading (and dropping) it,
+ * so libxenguest's write returns, it fails over, and the secondary is ready long
+ * before the runner's 10 s grace (a helper that stopped reading deadlocked here). */
+static void test_failover_with_a_large_dirty_list(void)
+{
+	char fault[32];
+	struct xpair p = { .max_ckpts = 5, .pri_writes = 10, .sec_writes = 5, .kill_pri_at = 2 };
+	snprintf(fault, sizeof(fault), "%u:bigdirty:2", XP_SEC_DOM);
+	xp_start(&p, fault);
+	XP_RUN_UNTIL(&p, p.pri.failed, 20000);
+	REQUIRE(p.pri.failed);
+	int rc = repl_failover(p.sec.r);
+	CHECK(rc == 0 || rc == -ENOTCONN);
+	uint64_t t0 = mono_ms();
+	XP_RUN_UNTIL(&p, p.sec.failovers || p.sec.failed, 15000);
+	CHECK(mono_ms() - t0 < 5000);
+	if (p.sec.failed)
+		fprintf(stderr, "    secondary: %s\n", p.sec.reason);
+	CHECK(p.sec.failovers == 1 || (p.sec.failed && p.sec.why == REPL_BROKEN_CHANNEL));
+	CHECK_EQ(p.sec.commits, 2);
+	char sec[8192];
+	xp_trace(&p, XP_SEC_DOM, sec, sizeof(sec));
+	CHECK(strstr(sec, "failover\n") != NULL); /* libxenguest's own failover path */
+	xp_stop(&p);
+}
+
+/* The device model cannot log its dirty pages: libxenguest's save stops before
+ * any stream, and (as xg_sr_save.c) does not switch off what never went on. */
+static void test_logdirty_refused_stops_the_save(void)
+{
+	struct xpair p = { .max_ckpts = 2, .logdirty_err = -EIO };
+	xp_start(&p, NULL);
+	XP_RUN_UNTIL(&p, p.pri.failed, 20000);
+	CHECK_EQ(p.pri.failed, 1);
+	CHECK_EQ(p.pri.why, REPL_LOCAL_ERROR);
+	CHECK_EQ(p.pri.logdirty_on, 1);
+	CHECK_EQ(p.pri.logdirty_off, 0);
+	CHECK_EQ(p.pri.suspends, 0);
+	xp_stop(&p);
+}
+
+/* A secondary domain already built (xl create -p: memory populated) is refused
+ * before libxc's restore touches it. */
+static void test_built_secondary_is_refused(void)
+{
+	char built[16];
+	struct xpair p = { .max_ckpts = 2, .pri_writes = 5 };
+	snprintf(built, sizeof(built), "%u", XP_SEC_DOM);
+	setenv("COLO_XEN_STANDIN_BUILT", built, 1);
+	xp_start(&p, NULL);
+	XP_RUN_UNTIL(&p, p.sec.failed && p.pri.failed, 20000);
+	unsetenv("COLO_XEN_STANDIN_BUILT");
+	CHECK_EQ(p.sec.failed, 1);
+	CHECK_EQ(p.sec.why, REPL_LOCAL_ERROR);
+	CHECK(strstr(p.sec.reason, "already built") != NULL);
+	CHECK_EQ(p.sec.commits, 0);
+	char sec[4096];
+	xp_trace(&p, XP_SEC_DOM, sec, sizeof(sec));
+	CHECK(strstr(sec, "restore") == NULL); /* xc_domain_restore never ran */
+	xp_stop(&p);
+}
+
+/* An HVM guest with PV drivers (HVM_PARAM_CALLBACK_IRQ set): replication still
+ * runs, every resume is the slow one (fast=1 would corrupt vCPU0's rax). */
+static void test_pv_driver_guest_never_fast_resumed(void)
+{
+	struct xpair p = { .max_ckpts = 3, .pri_writes = 10, .sec_writes = 3 };
+	setenv("COLO_XEN_STANDIN_CALLBACK_IRQ", "0x0200000000000001", 1);
+	xp_start(&p, NULL);
+	XP_RUN_UNTIL(&p, p.sec.commits >= 4 || p.pri.failed || p.sec.failed, 20000);
+	unsetenv("COLO_XEN_STANDIN_CALLBACK_IRQ");
+	CHECK_EQ(p.sec.commits, 4);
+	char t[8192];
+	xp_trace(&p, XP_PRI_DOM, t, sizeof(t));
+	CHECK(strstr(t, "resume fast=0") != NULL);
+	CHECK(strstr(t, "fast=1") == NULL);
+	xp_trace(&p, XP_SEC_DOM, t, sizeof(t));
+	CHECK(strstr(t, "fast=1") == NULL);
+	CHECK(xp_no_violation(&p, XP_PRI_DOM));
+	CHECK(xp_no_violation(&p, XP_SEC_DOM));
+	xp_stop(&p);
+}
+
 static const struct test tests[] = {
 	TEST(test_sync_and_checkpoints_are_identical),
 	TEST(test_large_initial_sync),
@@ -210,6 +354,11 @@ static const struct test tests[] = {
 	TEST(test_primary_runs_on_when_the_secondary_dies),
 	TEST(test_runner_crash_is_a_local_error),
 	TEST(test_callback_error_stops_the_primary),
+	TEST(test_slow_restore_initial_sync),
+	TEST(test_failover_with_a_large_dirty_list),
+	TEST(test_logdirty_refused_stops_the_save),
+	TEST(test_built_secondary_is_refused),
+	TEST(test_pv_driver_guest_never_fast_resumed),
 	{ 0 },
 };
 

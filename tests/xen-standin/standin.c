@@ -14,6 +14,23 @@
  * Dirty tracking compares memory with a snapshot of what was last sent (primary)
  * or applied (secondary). Each callback made is appended to dom<D>.trace.
  *
+ * Domain state, modelled strictly after Xen: a domain is running, paused (the
+ * secondary: created paused, never run until the runner unpauses it) or suspended
+ * (SHUTDOWN_suspend). Log-dirty (SHADOW_OP_ENABLE_LOGDIRTY) is on or off. The
+ * device model's run state is $DIR/dom<D>.qemu ('1' running, '0' stopped; no file:
+ * unknown), written by the test's fake agent. What real Xen/libxc would refuse or
+ * silently corrupt is a line "VIOLATION ..." in the trace and a failure:
+ *   - pages applied by the restore to a running domain;
+ *   - the dirty-pfn list (SHADOW_OP_CLEAN) without log-dirty, or of a running domain;
+ *   - xc_domain_resume(fast=1) (xg_resume.c's fast path rewrites vCPU0's rax);
+ *   - resuming a domain that is not suspended, unpausing one that is not paused;
+ *   - resuming/unpausing while the device model is stopped (libxl resumes QEMU
+ *     first), except after the restore returned (failover: the agent's takeover
+ *     resumes QEMU after FAILOVER_READY; traced, not refused);
+ *   - a restore into a domain whose memory is already populated
+ *     ($COLO_XEN_STANDIN_BUILT=<domid>: xc_domain_getinfo reports it built).
+ * $COLO_XEN_STANDIN_CALLBACK_IRQ: the value of HVM_PARAM_CALLBACK_IRQ (PV drivers).
+ *
  * Faults: COLO_XEN_STANDIN_FAULT="<domid>:<kind>:<n>", n counting checkpoints
  * from 1 (the initial sync's final one):
  *   cut      primary: mid-checkpoint n (half its pages written), SIGKILL the helper
@@ -21,6 +38,8 @@
  *   crash    SIGKILL ourselves (the runner) before checkpoint n's callback
  *   shutdown xc_domain_shutdown fails at checkpoint n (the suspend callback fails)
  *   acked    primary: SIGKILL the helper right after checkpoint n's ACK arrived
+ *   bigdirty secondary: checkpoint n's dirty-pfn list is 16 MiB long
+ *   slow     secondary: sleep 20 ms per PAGE_DATA record applied from checkpoint n on
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,11 +73,15 @@ struct xc_interface_core {
 };
 
 /* One synthetic domain per process (the runner drives one). */
+enum dstate { D_RUNNING, D_PAUSED, D_SUSPENDED };
+static const char *const dstate_names[] = { "running", "paused", "suspended" };
 static struct {
 	uint32_t domid;
 	uint8_t *mem, *snap;
 	size_t npages;
-	bool suspended;
+	enum dstate st;
+	bool logdirty;
+	bool restore_over; /* xc_domain_restore returned (failover) */
 	int ckpt; /* checkpoints begun, from 1 */
 	char fault[16];
 	int fault_n;
@@ -92,6 +115,8 @@ static int open_dom(uint32_t domid)
 	const char *f = getenv("COLO_XEN_STANDIN_FAULT");
 	struct stat st;
 	unsigned fd_dom;
+	if (dom.mem)
+		return dom.domid == domid ? 0 : -1;
 	dom.domid = domid;
 	if (f && sscanf(f, "%u:%15[a-z]:%d", &fd_dom, dom.fault, &dom.fault_n) == 3 && fd_dom != domid)
 		dom.fault[0] = '\0';
@@ -126,30 +151,111 @@ int xc_interface_close(xc_interface *xch)
 	return 0;
 }
 
+static int violation(int err, const char *what)
+{
+	trace("VIOLATION %s", what);
+	errno = err;
+	return -1;
+}
+
+/* The fake device model's run state: 1 running, 0 stopped, -1 unknown. */
+static int qemu_running(void)
+{
+	char path[512], c = 0;
+	const char *dir = getenv("COLO_XEN_STANDIN_DIR");
+	snprintf(path, sizeof(path), "%s/dom%u.qemu", dir ? dir : "/tmp", dom.domid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fread(&c, 1, 1, f) != 1)
+		c = 0;
+	fclose(f);
+	return c == '1';
+}
+
 int xc_domain_shutdown(xc_interface *xch, uint32_t domid, int reason)
 {
+	if (open_dom(domid))
+		return -1;
 	if (reason != SHUTDOWN_suspend || fault("shutdown")) {
 		errno = EINVAL;
 		return -1;
 	}
-	dom.suspended = true;
+	trace("xen suspend (was %s)", dstate_names[dom.st]);
+	dom.st = D_SUSPENDED;
 	return 0;
 }
 
 int xc_domain_resume(xc_interface *xch, uint32_t domid, int fast)
 {
+	if (open_dom(domid))
+		return -1;
 	trace("resume fast=%d", fast);
-	dom.suspended = false;
+	if (fast)
+		return violation(EINVAL, "xc_domain_resume(fast=1): vCPU0's rax is rewritten");
+	if (dom.st != D_SUSPENDED)
+		return violation(EINVAL, "resume of a domain that is not suspended");
+	if (qemu_running() == 0 && !dom.restore_over)
+		return violation(EINVAL, "domain resumed while its device model is stopped");
+	if (qemu_running() == 0)
+		trace("resumed after failover; the device model is still stopped");
+	dom.st = D_RUNNING;
+	return 0;
+}
+
+int xc_domain_unpause(xc_interface *xch, uint32_t domid)
+{
+	if (open_dom(domid))
+		return -1;
+	trace("unpause");
+	if (dom.st != D_PAUSED)
+		return violation(EINVAL, "unpause of a domain that is not paused");
+	if (qemu_running() == 0)
+		return violation(EINVAL, "domain unpaused while its device model is stopped");
+	dom.st = D_RUNNING;
+	return 0;
+}
+
+int xc_shadow_control(xc_interface *xch, uint32_t domid, unsigned int sop, unsigned int *mb,
+		      unsigned int mode)
+{
+	if (open_dom(domid))
+		return -1;
+	trace("shadow op %u", sop);
+	if (sop == XEN_DOMCTL_SHADOW_OP_OFF) {
+		dom.logdirty = false;
+		return 0;
+	}
+	if (sop != XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY || dom.logdirty) {
+		errno = EINVAL; /* Xen: log-dirty already on */
+		return -1;
+	}
+	dom.logdirty = true;
+	return 0;
+}
+
+int xc_hvm_param_get(xc_interface *handle, uint32_t domid, uint32_t param, uint64_t *value)
+{
+	const char *cb = getenv("COLO_XEN_STANDIN_CALLBACK_IRQ");
+	*value = param == HVM_PARAM_CALLBACK_IRQ && cb ? strtoull(cb, NULL, 0) : 0;
 	return 0;
 }
 
 int xc_domain_getinfo(xc_interface *xch, uint32_t first_domid, unsigned int max_doms,
 		      xc_dominfo_t *info)
 {
+	const char *built = getenv("COLO_XEN_STANDIN_BUILT");
+	if (open_dom(first_domid))
+		return -1;
 	memset(info, 0, sizeof(*info));
 	info->domid = first_domid;
-	info->shutdown = dom.suspended;
-	info->shutdown_reason = dom.suspended ? SHUTDOWN_suspend : 0;
+	info->hvm = 1;
+	info->shutdown = dom.st == D_SUSPENDED;
+	info->shutdown_reason = dom.st == D_SUSPENDED ? SHUTDOWN_suspend : 0;
+	info->paused = dom.st == D_PAUSED;
+	/* libxl: max_pages = target + 1 MiB. A built domain has its target populated. */
+	info->max_memkb = dom.npages * (PS / 1024) + 1024;
+	info->nr_pages = built && strtoul(built, NULL, 0) == first_domid ? dom.npages : 4;
 	return 1;
 }
 
@@ -310,6 +416,7 @@ static int read_peer_dirty(int fd, bool *want)
 
 /* ---- libxenguest: save ----------------------------------------------------------------- */
 
+/* 0 go on, 1 stopped by a callback returning 0 (save returns 0), -1 error. */
 static int save_checkpoint(int io, struct save_callbacks *cb, int recv_fd, bool first, bool *want)
 {
 	struct wr w;
@@ -317,7 +424,7 @@ static int save_checkpoint(int io, struct save_callbacks *cb, int recv_fd, bool 
 	trace("suspend");
 	if (cb->suspend(cb->data) == 0)
 		return -1;
-	if (!dom.suspended) {
+	if (dom.st != D_SUSPENDED) {
 		errno = EINVAL; /* "Domain has not been suspended" */
 		return -1;
 	}
@@ -342,35 +449,44 @@ static int save_checkpoint(int io, struct save_callbacks *cb, int recv_fd, bool 
 		raise(SIGKILL);
 	}
 	trace("postcopy");
-	if (cb->postcopy(cb->data) <= 0)
-		return -1;
+	int v = cb->postcopy(cb->data);
+	if (v <= 0)
+		return v < 0 ? -1 : 1; /* xg_sr_save.c: rc 0 from postcopy -> save returns 0 */
 	trace("wait_checkpoint");
-	return cb->wait_checkpoint(cb->data) <= 0 ? -1 : 0;
+	v = cb->wait_checkpoint(cb->data);
+	return v < 0 ? -1 : v == 0 ? 1 : 0;
 }
 
 int xc_domain_save(xc_interface *xch, int io_fd, uint32_t domid, uint32_t flags,
 		   struct save_callbacks *cb, xc_stream_type_t stream_type, int recv_fd)
 {
 	int rc = -1;
-	bool *want = NULL;
+	bool *want = NULL, logdirty = false;
 	if (stream_type != XC_STREAM_COLO || !(flags & XCFLAGS_LIVE) || open_dom(domid))
 		return -1;
 	want = calloc(dom.npages, 1);
 	trace("switch_qemu_logdirty 1");
 	if (!want || cb->switch_qemu_logdirty(domid, 1, cb->data))
 		goto out;
+	logdirty = true;
 	if (put_headers(io_fd) || send_pages(io_fd, NULL, true, false))
 		goto out;
 	/* Live passes while the "guest" runs: whatever changed since it was sent. */
 	for (int pass = 0; pass < 2; pass++)
 		if (send_pages(io_fd, NULL, false, false))
 			goto out;
-	for (bool first = true;; first = false)
-		if (save_checkpoint(io_fd, cb, recv_fd, first, want))
+	for (bool first = true;; first = false) {
+		int v = save_checkpoint(io_fd, cb, recv_fd, first, want);
+		if (v) {
+			rc = v > 0 ? 0 : -1;
 			goto out;
+		}
+	}
 out:
-	trace("switch_qemu_logdirty 0");
-	cb->switch_qemu_logdirty(domid, 0, cb->data);
+	if (logdirty) { /* libxc: only what it switched on */
+		trace("switch_qemu_logdirty 0");
+		cb->switch_qemu_logdirty(domid, 0, cb->data);
+	}
 	free(want);
 	return rc;
 }
@@ -409,6 +525,12 @@ static int apply(const struct rec *r)
 	uint32_t n, rsv;
 	if (r->type != REC_PAGE_DATA)
 		return 0; /* headers and HVM_CONTEXT: nothing to do in the stand-in */
+	if (dom.st == D_RUNNING)
+		return violation(EBUSY, "pages applied to a running domain");
+	if (dom.fault[0] && !strcmp(dom.fault, "slow") && dom.ckpt + 1 >= dom.fault_n) {
+		struct timespec t = { 0, 20 * 1000000L };
+		nanosleep(&t, NULL);
+	}
 	rd_be32(&c, &n);
 	rd_be32(&c, &rsv);
 	if (c.err || (uint64_t)n * (8 + PS) != r->len - 8u) {
@@ -437,6 +559,10 @@ static int verdict(int ret)
 static int send_dirty(int fd)
 {
 	struct wr w;
+	if (!dom.logdirty) /* xg_sr_restore.c: SHADOW_OP_CLEAN on a domain without it */
+		return violation(EINVAL, "dirty-pfn list without log-dirty on the secondary");
+	if (dom.st == D_RUNNING)
+		return violation(EINVAL, "dirty-pfn list of a running domain (not suspended)");
 	wr_init(&w);
 	size_t n = 0;
 	for (size_t p = 0; p < dom.npages; p++)
@@ -444,6 +570,9 @@ static int send_dirty(int fd)
 			wr_be64(&w, p);
 			n++;
 		}
+	if (fault("bigdirty")) /* a 16 MiB list (pfn 0 repeated): longer than any socket buffer */
+		for (size_t i = 0; i < (16u << 20) / 8; i++)
+			wr_be64(&w, 0);
 	int rc = w.err ? -1 : put_rec(fd, REC_DIRTY_PFN_LIST, w.buf, w.len);
 	wr_free(&w);
 	trace("dirty %zu", n);
@@ -498,7 +627,12 @@ int xc_domain_restore(xc_interface *xch, int io_fd, uint32_t dom_id, unsigned in
 	size_t nbuf = 0, cap = 0;
 	bool buffering = false;
 	int rc = -1;
-	if (stream_type != XC_STREAM_COLO || open_dom(dom_id) || read_all(io_fd, ihdr, sizeof(ihdr)))
+	if (stream_type != XC_STREAM_COLO || open_dom(dom_id))
+		return -1;
+	dom.st = D_PAUSED; /* the toolstack created it paused; it never ran */
+	trace("restore store evtchn %u domid %u console evtchn %u domid %u", store_evtchn,
+	      store_domid, console_evtchn, console_domid);
+	if (read_all(io_fd, ihdr, sizeof(ihdr)))
 		return -1;
 	rd_be64(&c, &marker);
 	rd_be32(&c, &id);
@@ -540,5 +674,6 @@ int xc_domain_restore(xc_interface *xch, int io_fd, uint32_t dom_id, unsigned in
 	free(buf);
 	*store_mfn = 0xfeffc;
 	*console_mfn = 0xfeffd;
+	dom.restore_over = true;
 	return rc < 0 ? -1 : 0;
 }
