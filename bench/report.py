@@ -357,7 +357,7 @@ def render(res, base, quick):
              f"{m.get('loadavg_end', '?')} at the end; kernel {m.get('kernel', '?')}; git {m.get('git', '?')}.")
     L.append(f"- Guest: the rig's default guest ({m.get('guest', '?')}), 1 vCPU, 128 MiB, e1000; "
              f"same for every system.")
-    cq = (f"`{m['c_qemu_version']}` ({m.get('c_qemu')}: Debian's 7.2 source with QEMU COLO's TCG fix, "
+    cq = (f"`{m['c_qemu_version']}` ({m.get('c_qemu')}: Debian's 7.2 source with the three fixes QEMU COLO needs under TCG, "
           f"bench/qemu-colo/build-qemu.sh, docs/qemu-colo.md)" if m.get("c_qemu_version") else "see its settings below")
     L.append(f"- QEMU for (a) and (b): `{m.get('rig_qemu_version', '?')}` (the rig's 7.2 build with the yank fix); "
              f"for (c): {cq}. Debian's own binary: `{m.get('debian_qemu_version', '?')}`.")

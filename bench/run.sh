@@ -445,7 +445,7 @@ if has c; then
 	fi
 fi
 
-# QEMU COLO's own QEMU (Debian's 7.2 source with its TCG fix, docs/qemu-colo.md): built
+# QEMU COLO's own QEMU (Debian's 7.2 source with the three fixes its COLO needs under TCG, docs/qemu-colo.md): built
 # once and cached; a fresh build (~4 min) happens here, not inside a timed phase.
 if has c && [ $C_AVAILABLE = 1 ] && [ -x "$ROOT/bench/qemu-colo/build-qemu.sh" ]; then
 	phase "prepare: QEMU COLO's QEMU"
