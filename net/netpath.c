@@ -10,6 +10,7 @@
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "net/inlog.h"
+#include "net/lastseg.h"
 #include "net/nfqueue.h"
 #include "net/np_int.h"
 #include "net/rewrite.h"
@@ -176,6 +177,7 @@ void np_loaded(struct netpath *np, uint64_t seq, uint64_t input_mark)
 	tapio_drain(np->tio); /* what the old state sent is of the old generation */
 	nps_flush_batch(np);
 	rw_checkpoint_loaded(np->rw);
+	lastseg_clear(np->last); /* those segments came from the state just replaced */
 	np->gen = seq;
 	np->loaded = true;
 	np->injecting = true;
@@ -192,6 +194,8 @@ int np_go_live(struct netpath *np)
 {
 	if (np->primary || np->live)
 		return 0;
+	/* The VM's latest frames: their segments are the ones to replay. */
+	tapio_drain(np->tio);
 	nps_flush_batch(np);
 	tapio_close(np->tio); /* the VM's frames go to the LAN now, not to the primary */
 	np->tio = NULL;
@@ -211,6 +215,8 @@ int np_go_live(struct netpath *np)
 	rw_go_live(np->rw);
 	npl_stop(np);
 	log_info("net: %s is on %s: the VM is on the LAN", np->tap, np->bridge);
+	/* After rw_go_live(): the replayed segments are rewritten like live ones. */
+	nps_replay(np);
 	return 0;
 }
 
@@ -231,5 +237,10 @@ void np_get_stats(const struct netpath *np, struct np_stats *out)
 		struct inlog_stats is;
 		inlog_get_stats(np->log, &is);
 		out->reinjected = is.reinjected;
+	}
+	if (np->last) {
+		struct lastseg_stats ls;
+		lastseg_get_stats(np->last, &ls);
+		out->replay_evicted = ls.evicted;
 	}
 }

@@ -56,6 +56,8 @@ struct np_stats {
 	uint64_t input_sent, input_unmirrored; /* primary: frames mirrored / not (no link) */
 	uint64_t captured, injected, reinjected, batches; /* secondary */
 	uint64_t injected_nomac; /* secondary: before the VM's MAC was known */
+	uint64_t replayed, replay_evicted; /* secondary: last segments resent at takeover;
+					     flows pushed out of that table */
 	uint64_t rewritten_in, rewritten_out, rw_offsets; /* secondary: the rewriter */
 	uint64_t link_connects, link_errors;
 	bool link_up;

@@ -14,11 +14,16 @@ struct nfq;
 struct tapio;
 struct inlog;
 struct rw;
+struct lastseg;
 
 /* Input accepted this recently before a stop may still sit in the tap's queue
  * (QEMU reads it after the resume): see np_input_mark(). */
 #define NP_IN_RING 1024
 #define NP_IN_MARGIN_NS (20 * 1000000ull)
+
+/* Flows whose last segment the secondary replays at takeover (net/lastseg.h): a
+ * VM serves few clients at the moment it fails over; 64 frames of at most 64 KiB. */
+#define NP_LAST_FLOWS 64
 
 struct netpath {
 	struct loop *loop;
@@ -55,6 +60,7 @@ struct netpath {
 	struct tapio *tio;
 	struct inlog *log;
 	struct rw *rw;
+	struct lastseg *last; /* the VM's last segment per TCP flow, for np_go_live() */
 	bool loaded;		/* gen is valid */
 	bool injecting;		/* the VM runs (not stopped for a checkpoint) */
 	uint64_t gen;
@@ -83,5 +89,6 @@ void nps_record(struct netpath *np, const struct link_rec *rec);
 void nps_flush_batch(struct netpath *np);
 void nps_inject(void *arg, const uint8_t *frame, size_t len);
 int nps_open_live(struct netpath *np);	/* secondary, live: rewrite through NFQUEUE */
+void nps_replay(struct netpath *np);	/* secondary, live: resend each flow's last segment */
 
 #endif

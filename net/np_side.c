@@ -7,6 +7,7 @@
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "net/inlog.h"
+#include "net/lastseg.h"
 #include "net/nfqueue.h"
 #include "net/np_int.h"
 #include "net/rewrite.h"
@@ -127,6 +128,11 @@ static void on_capture(void *arg, const uint8_t *frame, size_t len)
 	}
 	memcpy(copy, frame, len);
 	rw_output(np->rw, copy, len, mono_ns());
+	/* Unchanged by rw_output() while protected: the VM's own sequence numbers,
+	 * rewritten only when replayed (nps_replay()). Kept even with the link down:
+	 * it is a failover that needs them. */
+	if (!np->live && lastseg_note(np->last, copy, len) < 0)
+		log_warn("net: no memory for the last segment of a flow; it is not replayed");
 	if (!np->loaded || !np->up || np->live)
 		return;
 	for (int tries = 0; tries < 2; tries++) {
@@ -175,6 +181,8 @@ int nps_open_secondary(struct netpath *np)
 	int r = rw_new(&rc, &np->rw);
 	if (r == 0)
 		r = inlog_new(8192, 32u << 20, &np->log);
+	if (r == 0)
+		r = lastseg_new(NP_LAST_FLOWS, &np->last);
 	if (r == 0)
 		r = tapio_open(np->loop, np->tap, on_capture, np, &np->tio);
 	if (r == 0)
@@ -227,6 +235,55 @@ int nps_open_live(struct netpath *np)
 		log_err("net: cannot open NFQUEUE %u/%u for rewriting after the takeover: %s",
 			np->queue_out, np->queue_in, strerror(-r));
 	return r;
+}
+
+struct replay {
+	struct netpath *np;
+	struct tapio *lan;
+	size_t sent, failed;
+};
+
+static void replay_one(void *arg, const uint8_t *frame, size_t len)
+{
+	struct replay *rp = arg;
+	uint8_t copy[LINK_FRAME_MAX];
+	if (len > sizeof(copy))
+		return;
+	memcpy(copy, frame, len);
+	/* The same rewriting the live path applies (live_frame()): a connection opened
+	 * since the last checkpoint gets the sequence numbers the client knows. */
+	rw_output(rp->np->rw, copy, len, mono_ns());
+	if (tapio_inject(rp->lan, copy, len) == 0)
+		rp->sent++;
+	else
+		rp->failed++;
+}
+
+/* The VM's last data segment (or FIN) per TCP flow, resent once the tap is on the
+ * bridge: a client whose request was lost with the primary otherwise waits for the
+ * guest's next retransmission timeout before it hears from the VM again (the
+ * guest's earlier retransmissions went to the dead primary). These bytes come from
+ * the VM that goes on, so they are what its own retransmission would send; a
+ * duplicate costs the client one dup-ACK. It helps when the request in flight
+ * reached the secondary (the replay is the reply); a request lost with the primary
+ * still waits for the client's own RTO (docs/net.md §2.2). Sent from the bridge itself: the frame leaves by the
+ * uplink towards the client's MAC; a frame sent from the bridge device does not
+ * pass br_netfilter's hooks, so the NFQUEUE rules do not rewrite it twice. */
+void nps_replay(struct netpath *np)
+{
+	struct replay rp = { .np = np };
+	int r = tapio_open(np->loop, np->bridge, NULL, NULL, &rp.lan);
+	if (r < 0) {
+		log_warn("net: cannot replay the VM's last segments on %s: %s", np->bridge,
+			 strerror(-r));
+		return;
+	}
+	lastseg_each(np->last, replay_one, &rp);
+	tapio_close(rp.lan);
+	lastseg_clear(np->last);
+	np->st.replayed += rp.sent;
+	log_info("net: replayed %zu TCP segment(s) to %s at takeover (the VM's last per flow)%s",
+		 rp.sent, np->bridge, rp.failed ? "; some could not be sent" : "");
 }
 
 /* ---- both ---- */
@@ -315,5 +372,7 @@ void nps_close(struct netpath *np)
 	np->log = NULL;
 	rw_free(np->rw);
 	np->rw = NULL;
+	lastseg_free(np->last);
+	np->last = NULL;
 	wr_free(&np->batch_buf);
 }
