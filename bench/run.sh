@@ -79,6 +79,7 @@ has() { [[ ,$ONLY, == *,$1,* ]]; }
 BUILD=${COLO_BUILD:-build}
 [[ $BUILD == /* ]] || BUILD=$ROOT/$BUILD
 AGENT=$BUILD/colo-agent COLOCTL=$BUILD/coloctl PRELOAD=$BUILD/libcolo-uffd.so
+. "$ROOT/tools/coloctl-lib.sh" # state CTL
 export COLO_QEMU=${COLO_QEMU:-$("$ROOT/tests/rig/build-qemu.sh")}
 export COLO_GUEST=${COLO_GUEST:-$("$ROOT/tests/rig/build-guest.sh")}
 for f in "$AGENT" "$COLOCTL" "$PRELOAD"; do
@@ -232,14 +233,13 @@ b_up() { # b_up RATE
 		--heartbeat-bind "$RIG_PRI_REP_IP:7701" --heartbeat-peer "$RIG_SEC_REP_IP:7701" \
 		--control-socket "$PRI_CTL" "${NET[@]}" >"$PRI_LOG" 2>&1 &
 	disown
-	for i in $(seq 300); do [ "$(b_state "$PRI_CTL")" = protected ] && break; sleep 0.1; done
-	if [ "$(b_state "$PRI_CTL")" != protected ]; then
+	for i in $(seq 300); do [ "$(state "$PRI_CTL")" = protected ] && break; sleep 0.1; done
+	if [ "$(state "$PRI_CTL")" != protected ]; then
 		log "colo pair did not reach protected: $(tail -3 "$PRI_LOG" "$SEC_LOG" | tr '\n' '|')"
 		return 1
 	fi
 	OBS_SOCK=$RIG_PRI_QMP_DEBUG
 }
-b_state() { "$COLOCTL" status --json --socket "$1" 2>/dev/null | sed -n 's/^{"ok":true,"status":{"role":"[a-z]*","state":"\([a-z-]*\)".*/\1/p'; }
 # b_stats DIR begin|end: coloctl status and the position in the agent's log.
 b_stats() {
 	"$COLOCTL" status --json --socket "$PRI_CTL" >"$1/ctl-$2.json" 2>/dev/null

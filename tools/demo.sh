@@ -46,7 +46,7 @@ ip netns exec "$RIG_NS_PRI" "$AGENT" --role primary --qmp-socket "$RIG_PRI_QMP" 
 	--control-socket "$PRI_CTL" "${NET[@]}" >"$PRI_LOG" 2>&1 &
 disown
 # The agent's own state is the first "state" in the reply (the peer's comes later).
-state() { "$COLOCTL" status --json --socket "$1" 2>/dev/null | sed -n 's/^{"ok":true,"status":{"role":"[a-z]*","state":"\([a-z-]*\)".*/\1/p'; }
+. "$(dirname "$0")/coloctl-lib.sh" # state CTL
 for _ in $(seq 300); do [ "$(state "$PRI_CTL")" = protected ] && break; sleep 0.1; done
 [ "$(state "$PRI_CTL")" = protected ] || { say "the pair did not reach 'protected'; logs: $PRI_LOG $SEC_LOG"; tail -5 "$PRI_LOG" "$SEC_LOG"; exit 1; }
 say "both agents report: primary $(state "$PRI_CTL"), secondary $(state "$SEC_CTL")"

@@ -54,10 +54,7 @@ start_primary() {
 }
 
 # state CTL: the agent's state ("" if it does not answer).
-state() {
-	"$COLOCTL" status --json --socket "$1" 2>/dev/null |
-		sed -n 's/^{"ok":true,"status":{"role":"[a-z]*","state":"\([a-z-]*\)".*/\1/p'
-}
+. "$ROOT/tools/coloctl-lib.sh"
 is_state() { [ "$(state "$1")" = "$2" ]; }
 # wait_state CTL STATE SECONDS
 wait_state() { wait_for "$3" is_state "$1" "$2"; }
