@@ -19,6 +19,7 @@
 #include "colo/backend.h"
 #include "lib/loop.h"
 #include "tests/harness/test.h"
+#include "tests/unit/fake_qmp_server.h"
 
 #define GREETING                                                                          \
 	"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, " \
@@ -46,12 +47,7 @@
 	"pci 01:03.0 8086:100e 1af4:1100 class 0200\n"
 
 struct fake {
-	struct loop *loop;
-	int lfd, fd;
-	char path[108];
-	char line[1 << 16];
-	size_t line_len;
-	int held_fd;
+	struct fqs srv; /* the socket, lines, the passed fd */
 	bool not_qemu, close_on_cmd;
 	const char *fail_cmd; /* answer this one with an error */
 	const char *status;
@@ -63,44 +59,23 @@ struct fake {
 	char loaded[32];
 };
 
-static void fake_send(struct fake *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fake_send(struct fake *f, const char *fmt, ...)
-{
-	char buf[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	REQUIRE(n > 0 && (size_t)n < sizeof(buf));
-	REQUIRE(send(f->fd, buf, (size_t)n, MSG_NOSIGNAL) == n);
-}
-
-static void fake_close(struct fake *f)
-{
-	if (f->fd < 0)
-		return;
-	loop_del_fd(f->loop, f->fd);
-	close(f->fd);
-	f->fd = -1;
-}
-
 static void fake_devstate(struct fake *f, const char *name, long long id)
 {
-	REQUIRE(f->held_fd >= 0);
-	f->got_mode = fcntl(f->held_fd, F_GETFL) & O_ACCMODE;
+	REQUIRE(f->srv.held_fd >= 0);
+	f->got_mode = fcntl(f->srv.held_fd, F_GETFL) & O_ACCMODE;
 	if (!strcmp(name, "xen-save-devices-state")) {
 		if (f->got_mode != O_WRONLY) {
-			fake_send(f, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Unable "
+			fqs_send(&f->srv, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Unable "
 				  "to open /dev/fdset/1: Permission denied\"}, \"id\": %lld}\r\n", id);
 			return;
 		}
-		REQUIRE(write(f->held_fd, "DEVSTATE", 8) == 8);
+		REQUIRE(write(f->srv.held_fd, "DEVSTATE", 8) == 8);
 	} else {
-		ssize_t n = read(f->held_fd, f->loaded, sizeof(f->loaded) - 1);
+		ssize_t n = read(f->srv.held_fd, f->loaded, sizeof(f->loaded) - 1);
 		REQUIRE(n >= 0);
 		f->loaded[n] = '\0';
 	}
-	fake_send(f, "{\"return\": {}, \"id\": %lld}\r\n", id);
+	fqs_send(&f->srv, "{\"return\": {}, \"id\": %lld}\r\n", id);
 }
 
 static void fake_cmd(struct fake *f, const char *name, long long id, yajl_val args)
@@ -108,54 +83,53 @@ static void fake_cmd(struct fake *f, const char *name, long long id, yajl_val ar
 	if (f->ncmds < 64)
 		snprintf(f->log[f->ncmds++], sizeof(f->log[0]), "%s", name);
 	if (f->close_on_cmd) {
-		fake_close(f);
+		fqs_close(&f->srv);
 		return;
 	}
 	if (f->fail_cmd && !strcmp(f->fail_cmd, name)) {
-		fake_send(f, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command "
+		fqs_send(&f->srv, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command "
 			  "%s has not been found\"}, \"id\": %lld}\r\n", name, id);
 		return;
 	}
 	if (!strcmp(name, "qmp_capabilities") || !strcmp(name, "stop") || !strcmp(name, "cont") ||
 	    !strcmp(name, "announce-self") || !strcmp(name, "remove-fd"))
-		fake_send(f, "{\"return\": {}, \"id\": %lld}\r\n", id);
+		fqs_send(&f->srv, "{\"return\": {}, \"id\": %lld}\r\n", id);
 	else if (!strcmp(name, "query-version"))
-		fake_send(f, "{\"return\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, "
+		fqs_send(&f->srv, "{\"return\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, "
 			  "\"package\": \"colo-rig-yankfix\"}, \"id\": %lld}\r\n", id);
 	else if (!strcmp(name, "query-status"))
-		fake_send(f, "{\"return\": {\"status\": \"%s\", \"singlestep\": false, "
+		fqs_send(&f->srv, "{\"return\": {\"status\": \"%s\", \"singlestep\": false, "
 			  "\"running\": %s}, \"id\": %lld}\r\n", f->status,
 			  strcmp(f->status, "running") ? "false" : "true", id);
 	else if (!strcmp(name, "query-memory-size-summary"))
-		fake_send(f, "{\"return\": {\"base-memory\": %lld, \"plugged-memory\": 0}, "
+		fqs_send(&f->srv, "{\"return\": {\"base-memory\": %lld, \"plugged-memory\": 0}, "
 			  "\"id\": %lld}\r\n", (long long)f->mem, id);
 	else if (!strcmp(name, "qom-get")) {
 		const char *path = YAJL_GET_STRING(yajl_tree_get(args, (const char *[]){ "path", NULL },
 								 yajl_t_string));
-		fake_send(f, "{\"return\": \"%s\", \"id\": %lld}\r\n",
+		fqs_send(&f->srv, "{\"return\": \"%s\", \"id\": %lld}\r\n",
 			  path && !strcmp(path, "/machine") ? "pc-i440fx-7.2-machine"
 							    : "max-x86_64-cpu", id);
 	} else if (!strcmp(name, "query-cpus-fast"))
-		fake_send(f, "{\"return\": [{\"cpu-index\": 0, \"qom-path\": "
+		fqs_send(&f->srv, "{\"return\": [{\"cpu-index\": 0, \"qom-path\": "
 			  "\"/machine/unattached/device[0]\", \"target\": \"x86_64\"}, "
 			  "{\"cpu-index\": 1, \"qom-path\": \"/machine/unattached/device[1]\"}], "
 			  "\"id\": %lld}\r\n", id);
 	else if (!strcmp(name, "query-pci"))
-		fake_send(f, "{\"return\": " PCI_REPLY ", \"id\": %lld}\r\n", id);
+		fqs_send(&f->srv, "{\"return\": " PCI_REPLY ", \"id\": %lld}\r\n", id);
 	else if (!strcmp(name, "add-fd"))
-		fake_send(f, "{\"return\": {\"fdset-id\": 1, \"fd\": 30}, \"id\": %lld}\r\n", id);
+		fqs_send(&f->srv, "{\"return\": {\"fdset-id\": 1, \"fd\": 30}, \"id\": %lld}\r\n", id);
 	else if (!strncmp(name, "xen-", 4))
 		fake_devstate(f, name, id);
 	else
-		fake_send(f, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"no %s\"}, "
+		fqs_send(&f->srv, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"no %s\"}, "
 			  "\"id\": %lld}\r\n", name, id);
 }
 
-static void fake_line(struct fake *f)
+static void fake_line(struct fqs *srv, char *line, void *arg)
 {
-	f->line[f->line_len] = '\0';
-	f->line_len = 0;
-	yajl_val v = yajl_tree_parse(f->line, NULL, 0);
+	struct fake *f = arg;
+	yajl_val v = yajl_tree_parse(line, NULL, 0);
 	REQUIRE(v);
 	const char *name = YAJL_GET_STRING(yajl_tree_get(v, (const char *[]){ "execute", NULL },
 							 yajl_t_string));
@@ -173,80 +147,34 @@ static void fake_line(struct fake *f)
 	yajl_tree_free(v);
 }
 
-static void fake_readable(struct loop *loop, int fd, uint32_t ev, void *arg)
+static void fake_connect(struct fqs *srv, void *arg)
 {
 	struct fake *f = arg;
-	char buf[4096];
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct iovec iov = { buf, sizeof(buf) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-			     .msg_controllen = sizeof(cm.b) };
-	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	if (n <= 0) {
-		fake_close(f);
-		return;
-	}
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_type == SCM_RIGHTS) {
-		if (f->held_fd >= 0)
-			close(f->held_fd); /* QEMU keeps only the last one */
-		memcpy(&f->held_fd, CMSG_DATA(c), sizeof(int));
-	}
-	for (ssize_t i = 0; i < n && f->fd >= 0; i++) {
-		if (buf[i] == '\n') {
-			fake_line(f);
-			continue;
-		}
-		REQUIRE(f->line_len + 1 < sizeof(f->line));
-		f->line[f->line_len++] = buf[i];
-	}
-}
-
-static void fake_accept(struct loop *loop, int fd, uint32_t ev, void *arg)
-{
-	struct fake *f = arg;
-	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-	REQUIRE(c >= 0);
-	REQUIRE(f->fd < 0);
-	f->fd = c;
-	REQUIRE(loop_add_fd(loop, c, EPOLLIN, fake_readable, f) == 0);
 	if (f->not_qemu)
-		fake_send(f, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+		fqs_send(srv, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
 	else
-		fake_send(f, "%s", GREETING);
+		fqs_send(srv, "%s", GREETING);
 }
 
 static void fake_start(struct fake *f, struct loop *loop)
 {
-	f->loop = loop;
-	f->fd = -1;
-	f->held_fd = -1;
+	char path[108];
 	if (!f->status)
 		f->status = "running";
 	if (!f->mem)
 		f->mem = 128 << 20;
-	snprintf(f->path, sizeof(f->path), "/tmp/colo-fakeqmp-%d.sock", getpid());
-	unlink(f->path);
-	f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	REQUIRE(f->lfd >= 0);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
-	REQUIRE(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-	REQUIRE(listen(f->lfd, 4) == 0);
-	REQUIRE(loop_add_fd(loop, f->lfd, EPOLLIN, fake_accept, f) == 0);
+	snprintf(path, sizeof(path), "/tmp/colo-fakeqmp-%d.sock", getpid());
+	f->srv.line_max = 1 << 16;
+	f->srv.send_max = 4096;
+	f->srv.on_connect = fake_connect;
+	f->srv.on_line = fake_line;
+	f->srv.arg = f;
+	fqs_start(&f->srv, loop, path);
 }
 
 static void fake_stop(struct fake *f)
 {
-	fake_close(f);
-	loop_del_fd(f->loop, f->lfd);
-	close(f->lfd);
-	unlink(f->path);
-	if (f->held_fd >= 0)
-		close(f->held_fd);
+	fqs_stop(&f->srv);
 }
 
 /* What a test waits for. */
@@ -302,7 +230,7 @@ static void run_until(struct loop *loop, bool *flag)
 static struct backend *open_probe(struct loop *loop, struct fake *f, struct result *r)
 {
 	struct backend *b;
-	REQUIRE(backend_qemu_open(loop, f->path, &b) == 0);
+	REQUIRE(backend_qemu_open(loop, f->srv.path, &b) == 0);
 	CHECK(!strcmp(backend_name(b), "qemu"));
 	REQUIRE(backend_probe(b, on_probe, r) == 0);
 	CHECK(!r->done); /* never from inside the verb */
@@ -336,7 +264,7 @@ static void test_probe_and_config_hash(void)
 
 	/* Another RAM size: another hash. */
 	f.mem = 256 << 20;
-	fake_close(&f);
+	fqs_close(&f.srv);
 	struct result r2 = { 0 };
 	b = open_probe(loop, &f, &r2);
 	CHECK_EQ(r2.err, 0);
@@ -356,10 +284,10 @@ static void test_wrong_socket_and_not_qemu(void)
 	/* A socket file with nobody listening. */
 	struct fake f = { 0 };
 	fake_start(&f, loop);
-	loop_del_fd(loop, f.lfd);
-	close(f.lfd);
-	CHECK_EQ(backend_qemu_open(loop, f.path, &b), -ECONNREFUSED);
-	unlink(f.path);
+	loop_del_fd(loop, f.srv.lfd);
+	close(f.srv.lfd);
+	CHECK_EQ(backend_qemu_open(loop, f.srv.path, &b), -ECONNREFUSED);
+	unlink(f.srv.path);
 
 	struct fake g = { .not_qemu = true };
 	fake_start(&g, loop);
@@ -395,7 +323,7 @@ static void test_operations_send_their_commands(void)
 	struct fake f = { 0 };
 	fake_start(&f, loop);
 	struct backend *b;
-	REQUIRE(backend_qemu_open(loop, f.path, &b) == 0);
+	REQUIRE(backend_qemu_open(loop, f.srv.path, &b) == 0);
 	struct result a = { 0 }, c = { 0 }, d = { 0 };
 	/* Issued back to back; QMP keeps the order. */
 	REQUIRE(backend_stop(b, on_done, &a) == 0);
@@ -420,7 +348,7 @@ static void test_devstate_fd_modes(void)
 	struct fake f = { 0 };
 	fake_start(&f, loop);
 	struct backend *b;
-	REQUIRE(backend_qemu_open(loop, f.path, &b) == 0);
+	REQUIRE(backend_qemu_open(loop, f.srv.path, &b) == 0);
 	/* An O_RDWR memfd (what a replicator is likely to hand us). */
 	int mfd = memfd_create("devstate", MFD_CLOEXEC);
 	REQUIRE(mfd >= 0);
@@ -464,7 +392,7 @@ static void test_qemu_gone(void)
 	struct fake f = { 0 };
 	fake_start(&f, loop);
 	struct backend *b;
-	REQUIRE(backend_qemu_open(loop, f.path, &b) == 0);
+	REQUIRE(backend_qemu_open(loop, f.srv.path, &b) == 0);
 	struct result g = { 0 }, s = { 0 };
 	struct backend_handlers h = { .gone = on_gone, .arg = &g };
 	backend_set_handlers(b, &h);
@@ -481,8 +409,8 @@ static void test_qemu_gone(void)
 
 	/* backend_free from inside an operation's callback. */
 	f.close_on_cmd = false;
-	fake_close(&f);
-	REQUIRE(backend_qemu_open(loop, f.path, &b) == 0);
+	fqs_close(&f.srv);
+	REQUIRE(backend_qemu_open(loop, f.srv.path, &b) == 0);
 	struct result x = { .free_in_cb = true }, y = { 0 };
 	REQUIRE(backend_stop(b, on_done, &x) == 0);
 	REQUIRE(backend_resume(b, on_done, &y) == 0);

@@ -162,7 +162,7 @@ static void rig_start(struct rig *r, enum agent_role role, bool disk, const char
 	r->cfg.hb_misses = 10;
 	r->cfg.min_interval_ms = 20;
 	r->cfg.max_interval_ms = 5000;
-	REQUIRE(backend_xen_open(r->loop, XF.path, 42, 1ull << 30, &r->be) == 0);
+	REQUIRE(backend_xen_open(r->loop, XF.srv.path, 42, 1ull << 30, &r->be) == 0);
 	r->vm = (struct backend_info){ .running = role == ROLE_PRIMARY, .ram_size = 1ull << 30,
 				       .pid = getpid(), .config_hash = 0xfeed,
 				       .version = "7.2.22 (colo-rig-yankfix)" };
@@ -232,7 +232,7 @@ static void test_logdirty_through_qmp(void)
 	REQUIRE(i >= 0);
 	CHECK(!strcmp(XF.args[i], "{\"enable\":false}"));
 	CHECK_EQ(agent_state(r.a), AS_SYNCING);
-	CHECK_EQ(XF.accepts, 1);
+	CHECK_EQ(XF.srv.accepts, 1);
 	rig_stop(&r);
 }
 
@@ -270,7 +270,7 @@ static void test_primary_disk_replication(void)
 	REQUIRE(rig_wait_cmd(&r, "xen-set-replication", 2));
 	i = xf_find(&XF, "xen-set-replication", 1);
 	CHECK(!strcmp(XF.args[i], "{\"enable\":false,\"primary\":true,\"failover\":false}"));
-	CHECK_EQ(XF.accepts, 1);
+	CHECK_EQ(XF.srv.accepts, 1);
 	rig_stop(&r);
 }
 
@@ -343,7 +343,7 @@ static void test_secondary_disk_replication_and_failover(void)
 	int k = xf_find(&XF, "cont", ncont);
 	CHECK(k > f); /* the disk fails over before the VM runs */
 	CHECK(xf_find(&XF, "announce-self", 0) > k);
-	CHECK_EQ(XF.accepts, 1);
+	CHECK_EQ(XF.srv.accepts, 1);
 	rig_stop(&r);
 }
 

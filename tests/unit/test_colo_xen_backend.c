@@ -58,7 +58,7 @@ static void test_probe(void)
 	struct xfake f = { .status = "prelaunch" };
 	xf_start(&f, loop);
 	struct backend *b;
-	REQUIRE(backend_xen_open(loop, f.path, 7, 1ull << 30, &b) == 0);
+	REQUIRE(backend_xen_open(loop, f.srv.path, 7, 1ull << 30, &b) == 0);
 	CHECK(!strcmp(backend_name(b), "xen"));
 	struct result r = { 0 };
 	REQUIRE(backend_probe(b, on_probe, &r) == 0);
@@ -89,7 +89,7 @@ static void test_operations_one_connection(void)
 	struct xfake f = { 0 };
 	xf_start(&f, loop);
 	struct backend *b;
-	REQUIRE(backend_xen_open(loop, f.path, 3, 0, &b) == 0);
+	REQUIRE(backend_xen_open(loop, f.srv.path, 3, 0, &b) == 0);
 	struct result p = { 0 }, r[12];
 	memset(r, 0, sizeof(r));
 	int mfd = memfd_create("xendev", MFD_CLOEXEC);
@@ -113,7 +113,7 @@ static void test_operations_one_connection(void)
 		CHECK(r[i].done);
 		CHECK_EQ(r[i].err, 0);
 	}
-	CHECK_EQ(f.accepts, 1);
+	CHECK_EQ(f.srv.accepts, 1);
 	/* enable + failover is what QEMU refuses: never sent. */
 	CHECK_EQ(backend_set_disk_replication(b, true, false, true, on_done, &p), -EINVAL);
 
@@ -165,7 +165,7 @@ static struct result status_with(const char *ret)
 	struct xfake f = { .repl_status = ret };
 	xf_start(&f, loop);
 	struct backend *b;
-	REQUIRE(backend_xen_open(loop, f.path, 3, 0, &b) == 0);
+	REQUIRE(backend_xen_open(loop, f.srv.path, 3, 0, &b) == 0);
 	struct result r = { 0 }, after = { 0 };
 	REQUIRE(backend_disk_replication_status(b, on_done, &r) == 0);
 	REQUIRE(backend_stop(b, on_done, &after) == 0);
@@ -229,7 +229,7 @@ static void test_qemu_errors_and_gone(void)
 	struct xfake f = { .fail_cmd = "xen-set-replication" };
 	xf_start(&f, loop);
 	struct backend *b;
-	REQUIRE(backend_xen_open(loop, f.path, 3, 0, &b) == 0);
+	REQUIRE(backend_xen_open(loop, f.srv.path, 3, 0, &b) == 0);
 	struct result r = { 0 };
 	REQUIRE(backend_set_disk_replication(b, false, false, true, on_done, &r) == 0);
 	run_until(loop, &r.done);
@@ -259,7 +259,7 @@ static void test_cancel(void)
 	struct xfake f = { 0 };
 	xf_start(&f, loop);
 	struct backend *b;
-	REQUIRE(backend_xen_open(loop, f.path, 3, 0, &b) == 0);
+	REQUIRE(backend_xen_open(loop, f.srv.path, 3, 0, &b) == 0);
 	struct result p = { 0 }, s = { 0 }, q = { 0 }, after = { 0 };
 	REQUIRE(backend_probe(b, on_probe, &p) == 0);
 	REQUIRE(backend_disk_replication_status(b, on_done, &s) == 0);
@@ -284,7 +284,7 @@ static void test_qemu_backend_refuses_xen_verbs(void)
 	xf_start(&f, loop);
 	struct backend *b;
 	struct result r = { 0 };
-	REQUIRE(backend_qemu_open(loop, f.path, &b) == 0);
+	REQUIRE(backend_qemu_open(loop, f.srv.path, &b) == 0);
 	CHECK_EQ(backend_set_global_dirty_log(b, true, on_done, &r), -EOPNOTSUPP);
 	CHECK_EQ(backend_set_disk_replication(b, true, true, false, on_done, &r), -EOPNOTSUPP);
 	CHECK_EQ(backend_disk_replication_status(b, on_done, &r), -EOPNOTSUPP);

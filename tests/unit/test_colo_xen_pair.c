@@ -104,7 +104,7 @@ static void side_start(struct side *s, struct loop *loop, enum agent_role role, 
 	snprintf(s->cfg.control_socket, sizeof(s->cfg.control_socket), "/nonexistent");
 	char err[200];
 	REQUIRE(config_validate(&s->cfg, err, sizeof(err)) == 0);
-	REQUIRE(backend_xen_open(loop, s->qemu.path, s->cfg.domid, s->cfg.ram_size, &s->be) == 0);
+	REQUIRE(backend_xen_open(loop, s->qemu.srv.path, s->cfg.domid, s->cfg.ram_size, &s->be) == 0);
 	s->vm = (struct backend_info){ .running = p, .ram_size = s->cfg.ram_size, .pid = getpid(),
 				       .config_hash = 0xc0105eed,
 				       .version = "7.2.22 (colo-rig-yankfix)" };
@@ -156,8 +156,8 @@ static void run_pair(bool disk)
 	CHECK(agent_checkpoints_committed(pri.a) >= 3);
 
 	/* Each side's device model saw the QEMU half of each checkpoint, on one connection. */
-	CHECK_EQ(pri.qemu.accepts, 1);
-	CHECK_EQ(sec.qemu.accepts, 1);
+	CHECK_EQ(pri.qemu.srv.accepts, 1);
+	CHECK_EQ(sec.qemu.srv.accepts, 1);
 	CHECK(xf_count(&pri.qemu, "xen-save-devices-state") >= 3);
 	CHECK(xf_count(&sec.qemu, "xen-load-devices-state") >= 3);
 	int on = xf_find(&pri.qemu, "xen-set-global-dirty-log", 0);
